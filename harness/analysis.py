@@ -1,0 +1,75 @@
+"""Artifacts → Ledger → summary → report, from disk alone (a run can be re-priced later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness import artifacts as art
+from harness.parts import compact, parts_dir
+
+
+@dataclass(frozen=True)
+class Analysis:
+    summary: dict[str, Any]
+    report: Path
+
+
+def recover_parts(run_dir: Path) -> None:
+    """Compact Parquet parts a crashed run left behind (nothing recorded is lost)."""
+    for name, schema in ((art.REQUESTS, art.REQUEST_SCHEMA), (art.USAGE, art.USAGE_SCHEMA)):
+        if parts_dir(run_dir / name).is_dir():
+            compact(run_dir / name, schema)
+
+
+def analyse(run_dir: Path, price_book: str | None = None,
+            billing_model: str | None = None) -> Analysis:
+    """Price the run, write ledger and summary, render the report."""
+    from harness.cost import load_price_book
+    from harness.cost.ledger import build_ledger, write_ledger
+    from harness.report.render import render_report
+    from harness.rundata import load_run
+    from harness.summary import build_summary, write_summary
+    from harness.timeline import build_timeline
+
+    art.read_manifest(run_dir)  # a clear error for a foreign or missing run directory first
+    recover_parts(run_dir)
+    run = load_run(run_dir)
+    overrides = (run.manifest.scenario.get("pricing") or {}).get("overrides") or {}
+    book = load_price_book(price_book or run.manifest.price_book, overrides)
+    ledger = build_ledger(run, book, billing_model)
+    write_ledger(run_dir, ledger)
+    summary = build_summary(run, ledger)
+    write_summary(run_dir, summary)
+    report = render_report(run_dir, summary, build_timeline(run, ledger), run.manifest,
+                           book_date=str(book.effective_date))
+    return Analysis(summary, report)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The final table on the terminal: one row per endpoint, then the overall line."""
+    from harness.report.render import num, usd
+
+    table = Table(title=f"cost per call — {summary.get('scenario')} ({summary.get('status')})")
+    for col in ("endpoint", "calls", "errors", "p95 ms", "CPU ms/call", "bytes/call",
+                "cost/call", "$ per 1M"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    for e in summary.get("endpoints", []):
+        cost = e.get("cost_per_call_usd")
+        table.add_row(str(e["name"]), f"{e['calls']:,}", str(e["errors"]), num(e.get("p95_ms")),
+                      num(e.get("cpu_ms_per_call")), num(e.get("bytes_out_per_call")), usd(cost),
+                      f"{(cost or 0) * 1e6:,.2f}")
+    total = summary.get("cost_per_call_usd")
+    table.add_row("all", f"{summary.get('requests', 0):,}", str(summary.get("errors", 0)),
+                  num(summary.get("p95_ms")), "", "", usd(total), f"{(total or 0) * 1e6:,.2f}",
+                  style="bold")
+    console = Console()
+    console.print(table)
+    rate = f"achieved {num(summary.get('achieved_rps'))} req/s"
+    if summary.get("asked_rps"):
+        rate += f" (asked {num(summary.get('asked_rps'))} req/s)"
+    console.print(rate, highlight=False)

@@ -1,0 +1,72 @@
+"""The `harness` command. Thin: parse, call the library, map the outcome to an exit code.
+
+Exit codes: 0 success · 1 a budget/gate failed · 2 usage or input error · 3 the run failed ·
+130 interrupted (SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+EPILOG = """exit codes:
+  0    success
+  1    a budget / gate failed
+  2    usage or input error (bad scenario, unknown price book, bad run directory)
+  3    the run failed (a target would not start, crashed, ...)
+  130  interrupted (SIGINT / SIGTERM); artifacts are kept with status "interrupted"
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="harness", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Load-test and chaos harness that measures the cost per API call.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run a scenario and write its artifacts and report",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("scenario", type=Path, metavar="SCENARIO")
+    run.add_argument("--duration", type=float, metavar="SECONDS",
+                     help="measured duration after warm-up (overrides the file)")
+    run.add_argument("--runtime", choices=["local", "docker"], help="overrides target.runtime")
+    run.add_argument("--output", type=Path, metavar="RUN_DIR",
+                     help="the run directory (default reports/<timestamp>-<scenario-name>/)")
+    run.add_argument("--price-book", metavar="NAME", help="price book name or YAML path")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    val = sub.add_parser("validate", help="check a scenario file; prints OK or every problem")
+    val.add_argument("scenario", type=Path, metavar="SCENARIO")
+    rep = sub.add_parser("report", help="re-render the report of a run from its artifacts")
+    rep.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    rep.add_argument("--price-book", metavar="NAME", help="re-price under another price book")
+    price = sub.add_parser("price", help="re-price a finished run from its artifacts")
+    price.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    price.add_argument("--price-book", metavar="NAME", help="price book name or YAML path")
+    price.add_argument("--billing-model", choices=["instance", "serverless", "usage"])
+    sub.add_parser("price-books", help="list the available price books")
+    return p
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        from gevent import monkey  # Locust needs gevent's patches before anything else
+
+        monkey.patch_all()
+    from harness.commands import dispatch
+    from harness.errors import EXIT_INTERRUPTED, HarnessError
+
+    try:
+        code = dispatch(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

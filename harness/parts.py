@@ -1,0 +1,72 @@
+"""Crash-safe Parquet artifacts: a run writes small complete part files as it goes, and
+compacts them into the final ``<name>.parquet`` at the end (or later, after a crash).
+
+A Parquet file is only readable once its footer is written, so one long-lived writer would lose
+everything on SIGKILL; complete parts lose at most the last flush interval.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.errors import ArtifactError
+
+
+def parts_dir(final: Path) -> Path:
+    return final.with_name(final.name + ".parts")
+
+
+class PartWriter:
+    """Appends column batches to ``<final>.parts/part-NNNNNN.parquet``."""
+
+    def __init__(self, final: Path, schema: pa.Schema) -> None:
+        self.final = final
+        self.schema = schema
+        self.dir = parts_dir(final)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._next = len(list(self.dir.glob("part-*.parquet")))
+        self.rows_written = 0
+
+    def write(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Write one complete part; an empty batch writes nothing."""
+        table = pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in self.schema},
+                         schema=self.schema)
+        if table.num_rows == 0:
+            return
+        path = self.dir / f"part-{self._next:06d}.parquet"
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.replace(path)
+        self._next += 1
+        self.rows_written += table.num_rows
+
+    def close(self) -> int:
+        return compact(self.final, self.schema)
+
+
+def compact(final: Path, schema: pa.Schema) -> int:
+    """Merge parts (if any) into ``final``; returns the row count. Idempotent."""
+    pdir = parts_dir(final)
+    parts = sorted(pdir.glob("part-*.parquet")) if pdir.is_dir() else []
+    if not parts and final.exists():
+        return int(pq.ParquetFile(final).metadata.num_rows)
+    sources = ([final] if final.exists() else []) + parts
+    tmp = final.with_name(f".{final.name}.tmp")
+    rows = 0
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for src in sources:
+            try:
+                table = pq.read_table(src).cast(schema)
+            except (OSError, pa.ArrowException) as exc:
+                raise ArtifactError(f"{src}: unreadable Parquet part ({exc})") from exc
+            writer.write_table(table, row_group_size=256_000)
+            rows += table.num_rows
+    tmp.replace(final)
+    shutil.rmtree(pdir, ignore_errors=True)
+    return rows

@@ -1,0 +1,36 @@
+"""`harness run --dry-run`: print what a run would do, start nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
+
+
+def plan_lines(scenario: Scenario, price_book: str) -> list[str]:
+    t = scenario.traffic
+    lines = [f"scenario {scenario.name!r} on the {scenario.target.runtime} runtime, "
+             f"priced with {price_book}"]
+    for name, svc in scenario.target.services.items():
+        what = svc.command if svc.kind == "process" else f"built-in {svc.kind} server"
+        entry = " (receives traffic)" if name == scenario.target.entry else ""
+        lines.append(f"  service {name}{entry}: {what} × {svc.replicas}, role {svc.role}")
+    level = (f"{t.rate:g} arrivals/s ({t.arrival}), up to {t.max_in_flight} in flight"
+             if t.model == "open" else f"{t.users} users")
+    lines.append(f"  traffic: {t.model} model, {level}")
+    lines.append(f"  timeline: 0 s warm-up ({t.warmup:g} s, not priced)")
+    start = t.warmup
+    for i, stage in enumerate(t.stages):
+        target = f"{stage.rate:g}/s" if stage.rate is not None else f"{stage.users} users"
+        lines.append(f"            {start:g} s stage {i + 1}: {target} for {stage.duration:g} s")
+        start += stage.duration
+    lines.append(f"            {t.warmup:g} s → {t.total_duration:g} s measured")
+    source = (f"locustfile {scenario.locustfile}" if scenario.locustfile else
+              ", ".join(f"{r.method} {r.name} ×{r.weight:g}" for r in scenario.requests))
+    lines.append(f"  requests: {source}")
+    return lines
+
+
+def print_plan(scenario: Scenario, price_book: str) -> None:
+    print("\n".join(["dry run: nothing is started", *plan_lines(scenario, price_book)]))

@@ -1,0 +1,202 @@
+"""The Run: stack up → warm-up → phases → stack down, writing artifacts as it goes.
+
+Whatever happens (target failure, SIGINT/SIGTERM, a bug), the ``finally`` block stops the
+traffic and the sampler, tears the stack down and writes the manifest with the final status,
+so the artifacts on disk always describe what was recorded.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness import artifacts as art
+from harness.errors import ArtifactError, HarnessError, Interrupted, RunFailed
+from harness.interrupt import StopFlag
+from harness.meter.process import ProcessMeter
+from harness.meter.sampler import Sampler
+from harness.progress import Progress
+from harness.stack.local import LocalStack
+from harness.traffic.engine import Traffic
+from harness.traffic.recorder import PhaseClock, Recorder
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
+    from harness.stack.base import Stack
+
+TICK_S = 0.25
+FLUSH_S = 1.0
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    error: str | None = None
+    records: int = 0
+    phases: list[art.PhaseWindow] = field(default_factory=list)
+
+
+def default_run_dir(scenario: Scenario, root: Path = Path("reports")) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return root / f"{stamp}-{scenario.name}"
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create the run directory; never reuse one that holds a run (nothing is overwritten)."""
+    if (run_dir / art.MANIFEST).exists() or (run_dir.exists() and any(run_dir.iterdir())):
+        raise ArtifactError(f"{run_dir}: already exists and is not empty; choose another --output")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArtifactError(f"{run_dir}: cannot create the run directory ({exc})") from exc
+
+
+class Run:
+    """Owns one run. Attributes are the run's parts; ``execute`` drives them."""
+
+    def __init__(self, scenario: Scenario, run_dir: Path, price_book: str,
+                 variant: str = "default", live: bool = True) -> None:
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.clock = PhaseClock()
+        self.stop_flag = StopFlag()
+        self.recorder = Recorder(run_dir / art.REQUESTS, self.clock, variant)
+        self.stack: Stack = _make_stack(scenario, run_dir)
+        self.sampler = Sampler(ProcessMeter(self.stack.replicas), self.clock, run_dir / art.USAGE)
+        self.traffic: Traffic | None = None
+        self.progress = Progress(scenario.traffic.total_duration, live=live)
+        self.manifest = art.Manifest(
+            run_id=run_dir.name, scenario_name=scenario.name,
+            scenario_path=str(scenario.source), scenario=scenario.dump(),
+            runtime=scenario.target.runtime, price_book=price_book, started_at=time.time(),
+            versions=_versions(), git_sha=_git_sha(scenario.source.parent),
+            traffic={"model": scenario.traffic.model, "variant": variant},
+        )
+
+    def execute(self) -> RunResult:
+        art.write_manifest(self.run_dir, self.manifest)
+        self.stop_flag.install()
+        try:
+            self._run()
+            self.manifest.status = "completed"
+        except Interrupted as exc:
+            self._fail("interrupted", str(exc))
+        except RunFailed as exc:
+            self._fail("failed", str(exc))
+        except HarnessError as exc:
+            self._fail("failed", str(exc))
+            raise
+        except BaseException as exc:  # a bug: still tear down and say so in the manifest
+            self._fail("failed", f"internal error: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            records = self._teardown()
+        return RunResult(self.run_dir, self.manifest.status, self.manifest.error, records,
+                         self.manifest.phases)
+
+    def _fail(self, status: art.Status, message: str) -> None:
+        self.manifest.status = status
+        self.manifest.error = message
+
+    def _run(self) -> None:
+        self.progress.note("starting the stack")
+        self.stack.up(self.stop_flag)
+        self.manifest.services = self.stack.describe()
+        art.write_manifest(self.run_dir, self.manifest)
+        self.sampler.start()
+        self.traffic = Traffic(self.scenario, self.stack.entry_url(), self.recorder)
+        self.traffic.start()
+        self._drive(self.traffic)
+
+    def _drive(self, traffic: Traffic) -> None:
+        t = self.scenario.traffic
+        plan = ([("warmup", t.warmup, False)] if t.warmup > 0 else []) + [
+            ("baseline", t.measured_duration, True)]
+        self.progress.start()
+        last_flush = time.time()
+        for name, length, priced in plan:
+            self._enter_phase(name, priced)
+            end = time.time() + length
+            while (now := time.time()) < end:
+                if self.stop_flag.wait(min(TICK_S, end - now)):
+                    self.stop_flag.raise_if_set()
+                traffic.tick()
+                if time.time() - last_flush >= FLUSH_S:
+                    self.recorder.flush()
+                    last_flush = time.time()
+                    self.progress.update(self.recorder, self.sampler, traffic)
+        self._close_phase()
+
+    def _enter_phase(self, name: str, priced: bool) -> None:
+        self._close_phase()
+        self.clock.current = name
+        self.manifest.phases.append(art.PhaseWindow(name=name, start=time.time(), priced=priced))
+        art.write_manifest(self.run_dir, self.manifest)
+
+    def _close_phase(self) -> None:
+        if self.manifest.phases and self.manifest.phases[-1].end is None:
+            self.manifest.phases[-1].end = time.time()
+
+    def _teardown(self) -> int:
+        """Stop everything we started; each step runs even if an earlier one failed."""
+        self.progress.stop()
+        self._close_phase()
+        self.clock.current = "teardown"
+        steps: list[tuple[str, Any]] = []
+        if self.traffic is not None:
+            steps.append(("traffic", self.traffic.stop))
+        steps += [("sampler", self.sampler.stop), ("stack", self.stack.down)]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep tearing down; report the first problem
+                self.manifest.error = self.manifest.error or f"teardown of {what} failed: {exc}"
+        records = self.recorder.close()
+        self._traffic_summary(records)
+        self.manifest.ended_at = time.time()
+        self.stop_flag.uninstall()
+        art.write_manifest(self.run_dir, self.manifest)
+        return records
+
+    def _traffic_summary(self, records: int) -> None:
+        info: dict[str, Any] = dict(self.manifest.traffic) | {"records": records}
+        priced = [p for p in self.manifest.phases if p.priced and p.end is not None]
+        if self.traffic is not None:
+            info |= self.traffic.stats()
+            if priced:
+                asked = self.traffic.asked_rps(priced[0].start, priced[-1].end or 0.0)
+                if asked is not None:
+                    info["asked_rps"] = round(asked, 3)
+        self.manifest.traffic = info
+
+
+def _make_stack(scenario: Scenario, run_dir: Path) -> Stack:
+    if scenario.target.runtime == "docker":
+        raise RunFailed("the docker runtime is not available in this version; use --runtime local")
+    return LocalStack(scenario, run_dir)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("cost-harness", "locust", "pandas", "pyarrow"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+def _git_sha(where: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                              text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None

@@ -1,0 +1,40 @@
+"""The `Stack` protocol: what a runtime (local processes, docker compose) gives a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One running copy of a service, as the meters and faults see it."""
+
+    service: str
+    replica: str  # replica id, also sent by instrumented targets as X-Served-By
+    role: str
+    pid: int | None  # local runtime: the process (group leader); docker: None
+    port: int | None
+    cpu_limit: float | None  # provisioned vCPU
+    mem_limit: int | None  # provisioned bytes
+    container_id: str | None = None
+
+
+class Cancel(Protocol):
+    """Lets long waits (health checks) stop early when the run is interrupted."""
+
+    def raise_if_set(self) -> None: ...
+
+
+class Stack(Protocol):
+    """A set of running services. ``up`` may raise TargetError; ``down`` never raises."""
+
+    def up(self, cancel: Cancel) -> None: ...
+
+    def down(self) -> None: ...
+
+    def entry_url(self) -> str: ...
+
+    def replicas(self) -> list[Replica]: ...
+
+    def describe(self) -> list[dict[str, object]]: ...

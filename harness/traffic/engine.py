@@ -1,0 +1,66 @@
+"""Locust in library mode: one Environment, a local runner, our recorder on ``events.request``."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from locust.env import Environment
+
+from harness.traffic.recorder import Recorder
+from harness.traffic.schedule import Level, Schedule
+from harness.traffic.users import Dispatcher, build_users
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
+
+
+class Traffic:
+    """Starts, steers (``tick``) and stops the load for one run."""
+
+    def __init__(self, scenario: Scenario, host: str, recorder: Recorder, seed: int = 1) -> None:
+        self.scenario = scenario
+        self.schedule = Schedule(scenario.traffic)
+        self.dispatcher: Dispatcher | None = None
+        if self.schedule.open and scenario.locustfile is None:
+            self.dispatcher = Dispatcher(lambda t: self.schedule.at(t).rate or 0.0,
+                                         scenario.traffic.arrival, seed)
+        users = build_users(scenario, host, self.dispatcher, seed)
+        self.env = Environment(user_classes=users, host=host, events=None)
+        self.env.events.request.add_listener(recorder.on_request)
+        self.runner = self.env.create_local_runner()
+        self.t0 = 0.0
+        self._level: Level | None = None
+
+    def start(self) -> None:
+        self.t0 = time.time()
+        if self.dispatcher is not None:
+            self.dispatcher.start(self.t0)
+        self.tick()
+
+    def tick(self) -> None:
+        """Apply the schedule's level for now (cheap when nothing changed)."""
+        level = self.schedule.at(time.time() - self.t0)
+        if self._level is None or level.users != self._level.users:
+            self.runner.start(level.users, spawn_rate=level.spawn_rate)
+        self._level = level
+
+    def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self.runner.quit()
+        gevent.sleep(0)  # let killed users fire their last events
+
+    def asked_rps(self, start: float, end: float) -> float | None:
+        """Open model: mean asked arrival rate over [start, end] (Unix seconds)."""
+        if not self.schedule.open or end <= start:
+            return None
+        arrivals = self.schedule.asked_arrivals(start - self.t0, end - self.t0)
+        return arrivals / (end - start)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"users": self.runner.user_count}
+        if self.dispatcher is not None:
+            out |= {"arrivals": self.dispatcher.arrivals, "dropped": self.dispatcher.dropped}
+        return out

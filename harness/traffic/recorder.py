@@ -1,0 +1,123 @@
+"""Records every request exactly, from Locust's ``request`` event, into ``requests.parquet``.
+
+The event hook only appends a tuple (it runs once per request on the load generator's hot
+path); parsing ``Server-Timing`` and building Arrow columns happen once per flush, in batch.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from harness.artifacts import REQUEST_SCHEMA
+from harness.parts import PartWriter
+from harness.telemetry import parse_server_timing
+
+
+class PhaseClock:
+    """The phase the run is in now; every record and sample is stamped with it."""
+
+    def __init__(self) -> None:
+        self.current = "startup"
+
+
+_Row = tuple[float, float, str, str, int, str | None, int, int, str | None, str | None,
+             str | None, str, float | None]
+
+
+class Recorder:
+    """Buffers request events and flushes them as Parquet parts."""
+
+    def __init__(self, path: Path, clock: PhaseClock, variant: str) -> None:
+        self.writer = PartWriter(path, REQUEST_SCHEMA)
+        self.clock = clock
+        self.variant = variant
+        self._rows: list[_Row] = []
+        self.total = 0
+        self.errors = 0
+        self.recent: deque[tuple[float, float]] = deque(maxlen=20_000)  # (end, latency_ms)
+
+    def on_request(self, request_type: str, name: str, response_time: float,
+                   response_length: int, response: Any, context: dict[str, Any],
+                   exception: BaseException | None, start_time: float, **_: Any) -> None:
+        """Locust ``events.request`` listener: O(1), no parsing."""
+        headers = getattr(response, "headers", None)
+        timing = served_by = length = None
+        if headers is not None:
+            timing = headers.get("server-timing")
+            served_by = headers.get("x-served-by")
+            length = headers.get("content-length")
+        bytes_out = _to_int(length, response_length)
+        error = None if exception is None else _error_text(exception)
+        self._rows.append((
+            start_time, response_time, name, request_type,
+            getattr(response, "status_code", 0) or 0, error,
+            context.get("bytes_in", 0), bytes_out, _join(timing), _join(served_by),
+            context.get("tenant"), self.clock.current, context.get("late_ms"),
+        ))
+
+    def flush(self) -> None:
+        """Turn buffered events into one Parquet part and update the live counters."""
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        self.writer.write(_columns(rows, self.variant))
+        self.total += len(rows)
+        for row in rows:
+            if row[5] is not None:
+                self.errors += 1
+            self.recent.append((row[0] + row[1] / 1000.0, row[1]))
+
+    def close(self) -> int:
+        self.flush()
+        return self.writer.close()
+
+
+def _columns(rows: list[_Row], variant: str) -> dict[str, list[Any]]:
+    cols: dict[str, list[Any]] = {f.name: [] for f in REQUEST_SCHEMA}
+    for (start, ms, name, method, status, error, b_in, b_out, timing, served, tenant, phase,
+         late) in rows:
+        tel = parse_server_timing(timing)
+        cols["start"].append(start)
+        cols["end"].append(start + ms / 1000.0)
+        cols["latency_ms"].append(ms)
+        cols["endpoint"].append(name)
+        cols["method"].append(method)
+        cols["status"].append(status)
+        cols["error"].append(error)
+        cols["bytes_in"].append(b_in)
+        cols["bytes_out"].append(b_out)
+        cols["replica"].append(served)
+        cols["tenant"].append(tenant)
+        cols["phase"].append(phase)
+        cols["variant"].append(variant)
+        cols["cpu_ms"].append(tel.cpu_ms)
+        cols["db_reads"].append(tel.db_reads)
+        cols["db_writes"].append(tel.db_writes)
+        cols["cache_hits"].append(tel.cache_hits)
+        cols["cache_misses"].append(tel.cache_misses)
+        cols["external_calls"].append(tel.external_calls)
+        cols["external"].append(";".join(f"{k}={v}" for k, v in tel.external.items()) or None)
+        cols["retries"].append(tel.retries)
+        cols["log_bytes"].append(tel.log_bytes)
+        cols["telemetry_malformed"].append(tel.malformed)
+        cols["late_ms"].append(late)
+    return cols
+
+
+def _join(value: str | list[str] | None) -> str | None:
+    if isinstance(value, list):
+        return ", ".join(value)
+    return value
+
+
+def _to_int(value: str | list[str] | None, default: int) -> int:
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return int(default or 0)
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
