@@ -67,7 +67,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("all", f"{summary.get('requests', 0):,}", str(summary.get("errors", 0)),
                   num(summary.get("p95_ms")), "", "", usd(total), f"{(total or 0) * 1e6:,.2f}",
                   style="bold")
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 120)
     console.print(table)
     rate = f"achieved {num(summary.get('achieved_rps'))} req/s"
     if summary.get("asked_rps"):

@@ -21,7 +21,7 @@ def plan_lines(scenario: Scenario, price_book: str) -> list[str]:
     lines.append(f"  traffic: {t.model} model, {level}")
     lines.append(f"  timeline: 0 s warm-up ({t.warmup:g} s, not priced)")
     start = t.warmup
-    for i, stage in enumerate(t.stages):
+    for i, stage in enumerate(t.stages or []):
         target = f"{stage.rate:g}/s" if stage.rate is not None else f"{stage.users} users"
         lines.append(f"            {start:g} s stage {i + 1}: {target} for {stage.duration:g} s")
         start += stage.duration

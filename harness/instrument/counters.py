@@ -52,11 +52,13 @@ class RequestCounters:
         """The header value: ``cpu`` always, the other metrics only when non-zero."""
         parts = [f"cpu;dur={cpu_ns / 1e6:.3f}"]
         if self.db_reads or self.db_writes:
-            parts.append(_desc("db", {"r": self.db_reads, "w": self.db_writes}))
+            parts.append(f'db;desc="{_pair("r", self.db_reads, "w", self.db_writes)}"')
         if self.cache_hits or self.cache_misses:
-            parts.append(_desc("cache", {"hit": self.cache_hits, "miss": self.cache_misses}))
+            pair = _pair("hit", self.cache_hits, "miss", self.cache_misses)
+            parts.append(f'cache;desc="{pair}"')
         if self.external:
-            parts.append(_desc("ext", self.external))
+            vendors = " ".join([f"{name}={n}" for name, n in self.external.items() if n])
+            parts.append(f'ext;desc="{vendors}"')
         if self.retries:
             parts.append(f'retry;desc="n={self.retries}"')
         if self.log_bytes:
@@ -64,9 +66,11 @@ class RequestCounters:
         return ", ".join(parts)
 
 
-def _desc(metric: str, counts: dict[str, int]) -> str:
-    pairs = " ".join(f"{key}={n}" for key, n in counts.items() if n)
-    return f'{metric};desc="{pairs}"'
+def _pair(key1: str, n1: int, key2: str, n2: int) -> str:
+    """``"k1=n1 k2=n2"`` leaving out a zero count (at least one is non-zero)."""
+    if n1 and n2:
+        return f"{key1}={n1} {key2}={n2}"
+    return f"{key1}={n1}" if n1 else f"{key2}={n2}"
 
 
 # Set by the middleware for the duration of a request; the sibling modules import it.

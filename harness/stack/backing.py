@@ -32,6 +32,8 @@ from typing import Literal
 
 import psycopg
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from harness.errors import MeteringError, TargetError
 
@@ -168,11 +170,13 @@ def _valkey_spec(port: int, data_dir: Path) -> LaunchSpec:
 
 
 def _valkey_client(port: int) -> redis.Redis:
+    """A client that tries once: redis-py otherwise retries with backoff for seconds."""
     return redis.Redis(
         host=HOST,
         port=port,
         socket_timeout=PROBE_TIMEOUT_S,
         socket_connect_timeout=PROBE_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),
     )
 
 
@@ -207,13 +211,14 @@ def _postgres_spec(port: int, data_dir: Path) -> LaunchSpec:
     initdb, postgres = bin_dir / "initdb", bin_dir / "postgres"
     for binary in (initdb, postgres):
         _require_executable("postgres", binary)
+    has_cluster = (data_dir / "PG_VERSION").exists()
+    if not has_cluster and any(data_dir.iterdir()):
+        raise TargetError(
+            f"postgres: data dir {data_dir} is not empty and holds no PostgreSQL cluster"
+        )
     prefix = _drop_root_prefix(data_dir, bin_dir)
     init: list[list[str]] = []
-    if not (data_dir / "PG_VERSION").exists():
-        if any(data_dir.iterdir()):
-            raise TargetError(
-                f"postgres: data dir {data_dir} is not empty and holds no PostgreSQL cluster"
-            )
+    if not has_cluster:
         init.append(
             [*prefix, str(initdb), "-D", str(data_dir), "-U", "postgres", "--auth=trust",
              "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"]

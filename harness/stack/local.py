@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import shlex
 import shutil
 import signal
 import sys
@@ -117,9 +116,8 @@ class LocalStack:
             replica = f"{started.name}-{index}"
             values = self._values(started.port, replica)
             where = f"service {started.name}"
-            raw = shlex.split(svc.command) if isinstance(svc.command, str) else list(svc.command)
-            argv = [fill(part, values, f"{where}: command") for part in raw]
-            env = _base_env() | {
+            argv = [fill(part, values, f"{where}: command") for part in svc.command]
+            env = _base_env(self.run_dir) | {
                 k: fill(v, values, f"{where}: env.{k}") for k, v in svc.env.items()}
             env |= {"PORT": str(started.port), "HARNESS_REPLICA": replica}
             proc = ChildProcess(replica, argv, env, self.logs / f"{replica}.log")
@@ -136,7 +134,7 @@ class LocalStack:
         data_dir = self._tmp / started.name
         spec = backing.launch_spec(kind, started.port, data_dir)
         started.url = spec.url
-        env = _base_env() | spec.env
+        env = _base_env(self.run_dir) | spec.env
         for step in spec.init:
             run_init(f"service {started.name}", step, env, timeout=svc.startup_timeout)
         stop_sig = signal.SIGINT if kind == "postgres" else signal.SIGTERM
@@ -204,9 +202,11 @@ def _http_ok(port: int, path: str) -> bool:
         conn.close()
 
 
-def _base_env() -> dict[str, str]:
+def _base_env(run_dir: Path) -> dict[str, str]:
+    """The harness's environment plus a marker that `harness cleanup` and tests look for."""
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env["HARNESS_RUN_DIR"] = str(run_dir.resolve())
     return env
 
 

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from harness.scenario import Scenario
 
 
+POOL_READY_S = 10.0
+
+
 class Traffic:
     """Starts, steers (``tick``) and stops the load for one run."""
 
@@ -27,17 +30,27 @@ class Traffic:
             self.dispatcher = Dispatcher(lambda t: self.schedule.at(t).rate or 0.0,
                                          scenario.traffic.arrival, seed)
         users = build_users(scenario, host, self.dispatcher, seed)
-        self.env = Environment(user_classes=users, host=host, events=None)
+        # stop_timeout: a stopping run lets requests in flight finish, so every request the
+        # target served is recorded.
+        self.env = Environment(user_classes=users, host=host,
+                               stop_timeout=scenario.traffic.timeout + 1.0)
         self.env.events.request.add_listener(recorder.on_request)
         self.runner = self.env.create_local_runner()
         self.t0 = 0.0
         self._level: Level | None = None
 
     def start(self) -> None:
+        """Spawn the users; the open model's clock starts once its pool is ready, so no
+        arrival is dropped for want of a user that is merely not spawned yet."""
         self.t0 = time.time()
-        if self.dispatcher is not None:
-            self.dispatcher.start(self.t0)
         self.tick()
+        if self.dispatcher is not None:
+            deadline = time.time() + POOL_READY_S
+            pool = self.schedule.t.max_in_flight
+            while self.runner.user_count < pool and time.time() < deadline:
+                gevent.sleep(0.05)
+            self.t0 = time.time()
+            self.dispatcher.start(self.t0)
 
     def tick(self) -> None:
         """Apply the schedule's level for now (cheap when nothing changed)."""

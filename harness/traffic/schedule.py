@@ -25,24 +25,25 @@ class Schedule:
     def __init__(self, traffic: Traffic) -> None:
         self.t = traffic
         self.open = traffic.model == "open"
+        self.stages = traffic.stages or []
 
     def _base_users(self) -> int:
         if self.t.users is not None:
             return int(self.t.users)
-        first = self.t.stages[0].users if self.t.stages else None
+        first = self.stages[0].users if self.stages else None
         return int(first or 1)
 
     def _base_rate(self) -> float:
         if self.t.rate is not None:
             return float(self.t.rate)
-        first = self.t.stages[0].rate if self.t.stages else None
+        first = self.stages[0].rate if self.stages else None
         return float(first or 0.0)
 
     def at(self, elapsed: float) -> Level:
         """The level at ``elapsed`` seconds since traffic started (warm-up included)."""
         if self.open:
             pool = int(self.t.max_in_flight)
-            return Level(pool, float(pool), self._rate_at(elapsed))
+            return Level(pool, float(max(pool, 100) * 10), self._rate_at(elapsed))
         users, spawn = self._users_at(elapsed)
         return Level(users, spawn, None)
 
@@ -50,7 +51,7 @@ class Schedule:
         users = self._base_users()
         spawn = float(self.t.spawn_rate or users)
         since = elapsed - self.t.warmup
-        for stage in self.t.stages if since >= 0 else []:
+        for stage in self.stages if since >= 0 else []:
             users = int(stage.users if stage.users is not None else users)
             spawn = float(stage.spawn_rate or spawn)
             if since < stage.duration:
@@ -63,7 +64,7 @@ class Schedule:
         since = elapsed - self.t.warmup
         if since < 0:
             return rate
-        for stage in self.t.stages:
+        for stage in self.stages:
             target = float(stage.rate if stage.rate is not None else rate)
             if since < stage.duration:
                 return rate + (target - rate) * since / stage.duration

@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from gevent.queue import Queue
+from gevent.queue import Empty, Queue
 from locust import FastHttpUser, User, between, constant, task
 
 from harness.errors import ScenarioInvalid
 
 if TYPE_CHECKING:
     from harness.scenario import RequestSpec, Scenario
+
+
+IDLE_POLL_S = 1.0
 
 
 class Dispatcher:
@@ -103,16 +106,19 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
     attrs: dict[str, Any] = {"host": host, "network_timeout": traffic.timeout,
                              "connection_timeout": traffic.timeout}
     if dispatcher is None:
-        think = traffic.think_time
-        attrs["wait_time"] = between(*think) if isinstance(think, tuple | list) else constant(
-            float(think or 0))
+        low, high = traffic.think_time
+        attrs["wait_time"] = constant(low) if low == high else between(low, high)
         attrs["call"] = task(lambda self: call(self, None))
         return [type("ScenarioUser", (FastHttpUser,), attrs)]
 
     def open_call(self: FastHttpUser) -> None:
+        # Wait for an arrival with a timeout, so a stopping run finds every idle user between
+        # tasks within a second and never kills one that has a request in flight.
         dispatcher.idle += 1
         try:
-            scheduled = dispatcher.queue.get()
+            scheduled = dispatcher.queue.get(timeout=IDLE_POLL_S)
+        except Empty:
+            return
         finally:
             dispatcher.idle -= 1
         call(self, max(0.0, (time.time() - scheduled) * 1000.0))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar, cast
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 Retries = Literal["none", "naive", "backoff_breaker"]
@@ -54,6 +54,7 @@ class ShopConfig:
     payments_timeout_s: float
     breaker_threshold: int
     breaker_cooldown_s: float
+    startup_timeout_s: float
 
     @property
     def cache(self) -> bool:
@@ -77,6 +78,7 @@ def load_config(env: Mapping[str, str]) -> ShopConfig:
         payments_timeout_s=_int(env, "SHOP_PAYMENTS_TIMEOUT_MS", 2000, 1, 600_000) / 1000,
         breaker_threshold=_int(env, "SHOP_BREAKER_THRESHOLD", 5, 1, 10_000),
         breaker_cooldown_s=_int(env, "SHOP_BREAKER_COOLDOWN_MS", 5000, 1, 3_600_000) / 1000,
+        startup_timeout_s=_int(env, "SHOP_STARTUP_TIMEOUT_MS", 15000, 0, 3_600_000) / 1000,
     )
 
 
@@ -89,7 +91,7 @@ def _choice(
         return allowed[0]
     if value not in allowed:
         raise ConfigError(f"invalid {name}={raw!r}; allowed values: {', '.join(allowed)}")
-    return cast(_Choice, value)
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int:

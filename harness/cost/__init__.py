@@ -1,0 +1,64 @@
+"""The cost engine: price books, billing models, attribution, the FOCUS ledger.
+
+``price_run`` is what the CLI (``harness price``, ``harness report``) and the run call: it
+loads a run directory, prices it, writes ``ledger.csv``/``ledger.parquet`` and
+``summary.json``, and returns the summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.cost.books import DEFAULT_BOOK, PriceBookInfo, list_price_books, load_price_book
+from harness.cost.ledger import Ledger, build_ledger, write_ledger
+from harness.cost.pricebook import Price, PriceBook
+from harness.cost.services import BILLING_MODELS
+from harness.errors import PriceBookError
+from harness.rundata import RunData, load_run
+
+__all__ = [
+    "BILLING_MODELS",
+    "DEFAULT_BOOK",
+    "Ledger",
+    "Price",
+    "PriceBook",
+    "PriceBookInfo",
+    "build_ledger",
+    "list_price_books",
+    "load_price_book",
+    "price_run",
+    "scenario_overrides",
+    "write_ledger",
+]
+
+
+def scenario_overrides(run: RunData) -> dict[str, Any]:
+    """The scenario's ``pricing.overrides`` recorded in the manifest (empty when none)."""
+    pricing = run.manifest.scenario.get("pricing")
+    overrides = pricing.get("overrides") if isinstance(pricing, Mapping) else None
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise PriceBookError("scenario pricing.overrides must be a mapping key -> number")
+    return {str(k): v for k, v in overrides.items()}
+
+
+def price_run(
+    run_dir: Path, price_book: str | None = None, billing_model: str | None = None
+) -> dict[str, Any]:
+    """Price a finished (or crashed) run from its artifacts; write ledger and summary."""
+    # Imported here: harness.summary imports this package's modules (a module-level import
+    # would be circular).
+    from harness.summary import build_summary, write_summary
+
+    run = load_run(Path(run_dir))
+    book = load_price_book(
+        price_book or run.manifest.price_book or DEFAULT_BOOK, scenario_overrides(run)
+    )
+    ledger = build_ledger(run, book, billing_model)
+    write_ledger(run.run_dir, ledger)
+    summary = build_summary(run, ledger)
+    write_summary(run.run_dir, summary)
+    return summary

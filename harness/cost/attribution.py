@@ -1,0 +1,119 @@
+"""Attribution: which requests a charge is spread over, by what weight, and how much of it.
+
+Best method first, per charge: the charge's weights in order (request CPU from Server-Timing,
+then latency for a service that receives requests; share of cache / DB operations, then
+latency, for backing services; the billed quantity itself for usage-priced items), then an even
+split over the calls. The first weight with a positive total over the charge's requests (same
+phase, and same receiving service when set) wins. What no request explains is the charge's
+``unattributed`` part:
+
+* measured CPU: requests explain ``min(1, Σcpu_ms / billed vCPU-seconds)`` of the CPU charge;
+* otherwise a time-metered charge's explained share is consumed / billed CPU (idle capacity of
+  an instance is unattributed; under usage billing everything is explained);
+* memory follows the CPU charge of the same service and phase (same weights, same share);
+* usage-priced items are fully explained.
+
+A charge whose phase has no requests at all is spread evenly over the whole run's calls in the
+"full" view and stays entirely unattributed in the "direct" view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+from harness.cost.charges import Charge
+from harness.cost.quantities import RequestTotals
+
+METHODS = {
+    "cpu_ms": "measured: request CPU (Server-Timing)",
+    "latency_ms": "latency-weighted",
+    "calls": "even",
+    "cache_ops": "ops-share: cache operations",
+    "db_ops": "ops-share: database operations",
+}
+RUN_WIDE = "even over the run (no requests in this phase)"
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A charge plus how it is attributed: weight column, request filter, explained share."""
+
+    charge: Charge
+    weight: str  # request column the charge is spread by
+    phase: str | None  # requests of this phase (None: the whole run)
+    recv: str | None  # requests received by this service (None: any)
+    total_weight: float  # Σ weight over those requests (0: nothing to spread over)
+    fraction: float  # share of the cost attributed to requests (direct)
+    method: str
+
+    @property
+    def cost(self) -> float:
+        return self.charge.cost
+
+    @property
+    def attributed(self) -> float:
+        return self.cost * self.fraction
+
+    @property
+    def unattributed(self) -> float:
+        return self.cost - self.attributed
+
+    def mask(self, frame: pd.DataFrame) -> pd.Series:
+        """Rows of a request-quantity frame this allocation spreads over."""
+        mask = pd.Series(True, index=frame.index)
+        if self.phase is not None:
+            mask &= frame["phase"] == self.phase
+        if self.recv is not None:
+            mask &= frame["service"] == self.recv
+        return mask
+
+
+def _method(charge: Charge, weight: str) -> str:
+    if charge.driver == "requests" and weight == charge.basis:
+        return f"measured: {weight.replace('_', ' ')}"
+    return METHODS.get(weight, weight)
+
+
+def _choose(charge: Charge, totals: RequestTotals) -> Allocation:
+    candidates: list[tuple[str, str | None, str | None]] = [
+        (w, charge.phase, charge.recv) for w in (*charge.weights, "calls")
+    ]
+    candidates += [("calls", charge.phase, None), ("calls", None, None)]
+    for weight, phase, recv in candidates:
+        total = totals.get(weight, phase, recv)
+        if total > 0:
+            break
+    else:
+        return Allocation(charge, "calls", None, None, 0.0, 0.0, "unattributed (no requests)")
+    if phase is None:
+        return Allocation(charge, weight, None, None, total, 0.0, RUN_WIDE)
+    if charge.driver == "requests":
+        fraction = 1.0
+    elif weight == "cpu_ms":
+        fraction = min(1.0, total / 1000.0 / charge.quantity)
+    else:
+        fraction = charge.explained
+    return Allocation(charge, weight, phase, recv, total, fraction, _method(charge, weight))
+
+
+def allocate(charges: list[Charge], totals: RequestTotals) -> list[Allocation]:
+    """Attribute every charge; memory charges reuse their service's CPU allocation."""
+    cpu: dict[tuple[str, str], Allocation] = {}
+    out: list[Allocation] = []
+    for charge in charges:
+        if charge.resource != "memory":
+            allocation = _choose(charge, totals)
+            if charge.resource == "cpu":
+                cpu[(charge.service, charge.phase)] = allocation
+            out.append(allocation)
+    for charge in charges:
+        if charge.resource == "memory":
+            follow = cpu.get((charge.service, charge.phase))
+            if follow is None:  # no CPU metered: the memory is idle
+                out.append(replace(_choose(charge, totals), fraction=0.0, method="idle memory"))
+            else:
+                method = f"{follow.method}; memory follows CPU weights"
+                out.append(replace(follow, charge=charge, method=method))
+    return out

@@ -1,0 +1,128 @@
+"""Meters the docker runtime through the Docker Engine API (``GET /containers/ID/stats``).
+
+One one-shot stats call per container and sample (``one-shot=true`` skips the engine's extra
+second of waiting for a previous CPU reading). CPU is the cgroup's cumulative usage, memory is
+usage minus inactive file cache (what ``docker stats`` shows), network bytes are summed over
+the container's interfaces, block I/O over its devices. A container that stopped or vanished
+is ``alive=False`` and keeps its last cumulative counters, so deltas never go negative.
+
+:func:`make_docker_meter` picks :class:`~harness.meter.cgroup.CgroupMeter` (reads the same
+counters from cgroup files, much cheaper) when the engine runs on this host.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+
+from harness.meter.base import Meter, UsageSample
+from harness.stack.base import Replica
+from harness.stack.compose_engine import connect
+
+NEVER_READ = "0001-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """One reading of a container: cumulative CPU/I/O/network, current memory."""
+
+    cpu_s: float
+    rss_bytes: int
+    io_read_bytes: int
+    io_write_bytes: int
+    net_rx_bytes: int | None
+    net_tx_bytes: int | None
+
+
+DEAD = Counters(0.0, 0, 0, 0, None, None)
+
+
+class CounterBook:
+    """Turns readings into samples; a dead replica keeps its last cumulative counters."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, Counters] = {}
+
+    def sample(self, rep: Replica, now: float, reading: Counters | None) -> UsageSample:
+        last = self._last.get(rep.replica, DEAD)
+        alive = reading is not None
+        cur = reading or Counters(last.cpu_s, 0, last.io_read_bytes, last.io_write_bytes,
+                                  last.net_rx_bytes, last.net_tx_bytes)
+        cur = Counters(max(cur.cpu_s, last.cpu_s), cur.rss_bytes,
+                       max(cur.io_read_bytes, last.io_read_bytes),
+                       max(cur.io_write_bytes, last.io_write_bytes),
+                       _max(cur.net_rx_bytes, last.net_rx_bytes),
+                       _max(cur.net_tx_bytes, last.net_tx_bytes))
+        self._last[rep.replica] = cur
+        return UsageSample(now, rep.service, rep.replica, rep.role, cur.cpu_s, cur.rss_bytes,
+                           cur.io_read_bytes, cur.io_write_bytes, cur.net_tx_bytes,
+                           cur.net_rx_bytes, rep.cpu_limit, rep.mem_limit, alive)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+class DockerMeter:
+    """Samples every replica that has a container id, through the Docker Engine API."""
+
+    def __init__(self, replicas: Callable[[], list[Replica]],
+                 client: docker.DockerClient | None = None) -> None:
+        self._replicas = replicas
+        self._client = client
+        self._book = CounterBook()
+
+    def sample(self) -> list[UsageSample]:
+        now = time.time()
+        return [self._book.sample(rep, now, self.read(rep.container_id))
+                for rep in self._replicas()]
+
+    def read(self, container_id: str | None) -> Counters | None:
+        """One container's counters, or None when it is not running (or unknown)."""
+        if container_id is None:
+            return None
+        if self._client is None:
+            self._client = connect()
+        try:
+            stats = self._client.api.stats(container_id, stream=False, one_shot=True)
+        except docker.errors.DockerException:
+            return None
+        return parse_stats(stats)
+
+
+def parse_stats(stats: Mapping[str, Any]) -> Counters | None:
+    """Counters from one Engine API stats document (cgroup v1 or v2 engine)."""
+    if not stats or stats.get("read") == NEVER_READ or not stats.get("pids_stats"):
+        return None
+    cpu_ns = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage", 0)
+    memory = stats.get("memory_stats") or {}
+    detail = memory.get("stats") or {}
+    inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
+    rss = max(int(memory.get("usage", 0)) - int(inactive), 0)
+    read = write = 0
+    for entry in (stats.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []:
+        op = str(entry.get("op", "")).lower()
+        if op == "read":
+            read += int(entry.get("value", 0))
+        elif op == "write":
+            write += int(entry.get("value", 0))
+    networks = stats.get("networks")
+    rx = sum(int(n.get("rx_bytes", 0)) for n in networks.values()) if networks else None
+    tx = sum(int(n.get("tx_bytes", 0)) for n in networks.values()) if networks else None
+    return Counters(int(cpu_ns) / 1e9, rss, read, write, rx, tx)
+
+
+def make_docker_meter(replicas: Callable[[], list[Replica]]) -> Meter:
+    """The cgroup-file meter when the engine's containers are visible here, else the API one."""
+    from harness.meter.cgroup import CgroupMeter, cgroups_readable
+
+    client = connect()
+    api = DockerMeter(replicas, client)
+    if cgroups_readable():
+        return CgroupMeter(replicas, client, fallback=api)
+    return api

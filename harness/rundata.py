@@ -1,0 +1,213 @@
+"""Loading a run directory's artifacts into typed, analysis-ready frames.
+
+``load_run`` reads only the columns analysis needs, with pyarrow, into pandas: string columns
+become categoricals (endpoint, phase, replica, tenant, variant, ...), int64 columns (nullable
+counters) become float64 with NaN meaning "not reported" (so sums skip them), ``status`` is
+int32 (0 when null) and ``alive`` is bool (False when null). A missing or zero-byte Parquet
+file (a crashed run) loads as zero rows and is noted in ``RunData.notes``; a truncated or
+foreign one raises :class:`ArtifactError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from harness.artifacts import (
+    FAULTS,
+    REQUEST_SCHEMA,
+    REQUESTS,
+    USAGE,
+    USAGE_SCHEMA,
+    Manifest,
+    PhaseWindow,
+    read_manifest,
+)
+from harness.errors import ArtifactError
+
+REQUEST_COLUMNS: tuple[str, ...] = (
+    "start",
+    "latency_ms",
+    "endpoint",
+    "method",
+    "status",
+    "error",
+    "bytes_out",
+    "replica",
+    "tenant",
+    "phase",
+    "variant",
+    "cpu_ms",
+    "db_reads",
+    "db_writes",
+    "cache_hits",
+    "cache_misses",
+    "external_calls",
+    "external",
+    "retries",
+    "log_bytes",
+)
+USAGE_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "service",
+    "replica",
+    "role",
+    "cpu_s",
+    "rss_bytes",
+    "cpu_limit",
+    "mem_limit_bytes",
+    "alive",
+    "phase",
+)
+FALLBACK_PHASE = "run"  # the one priced window of a manifest that recorded no phases
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run's artifacts in memory. ``notes`` says what was missing or empty."""
+
+    run_dir: Path
+    manifest: Manifest
+    requests: pd.DataFrame
+    usage: pd.DataFrame
+    faults: list[dict[str, Any]]
+    notes: tuple[str, ...] = ()
+
+    @cached_property
+    def priced_windows(self) -> tuple[PhaseWindow, ...]:
+        """Priced phase windows with ``end`` resolved: an open phase ends where the next one
+        starts, else at the manifest's end, else at the last recorded timestamp."""
+        manifest = self.manifest
+        run_end = manifest.ended_at or self._last_timestamp() or manifest.started_at
+        if not manifest.phases:
+            start = manifest.started_at
+            return (PhaseWindow(name=FALLBACK_PHASE, start=start, end=max(run_end, start)),)
+        windows = []
+        starts = [p.start for p in manifest.phases[1:]] + [run_end]
+        for phase, next_start in zip(manifest.phases, starts, strict=True):
+            if phase.priced:
+                end: float = phase.end if phase.end is not None else next_start
+                windows.append(phase.model_copy(update={"end": max(end, phase.start)}))
+        return tuple(windows)
+
+    @property
+    def duration_s(self) -> float:
+        """Priced seconds: the sum of the priced windows' lengths."""
+        return float(sum((w.end or w.start) - w.start for w in self.priced_windows))
+
+    @cached_property
+    def priced_requests(self) -> pd.DataFrame:
+        """Requests of priced phases (all, labelled ``run``, when the manifest has no phases)."""
+        if not self.manifest.phases:
+            frame = self.requests.copy()
+            frame["phase"] = pd.Categorical([FALLBACK_PHASE] * len(frame))
+            return frame
+        names = [w.name for w in self.priced_windows]
+        mask = self.requests["phase"].isin(names)
+        return self.requests if bool(mask.all()) else self.requests[mask]
+
+    def _last_timestamp(self) -> float | None:
+        candidates = []
+        if len(self.requests):
+            candidates.append(float(self.requests["start"].max()))
+        if len(self.usage):
+            candidates.append(float(self.usage["ts"].max()))
+        return max(candidates) if candidates else None
+
+
+def _check_schema(
+    path: Path, actual: pa.Schema, expected: pa.Schema, columns: Sequence[str]
+) -> None:
+    for name in columns:
+        want = expected.field(name).type
+        index = actual.get_field_index(name)
+        if index < 0:
+            raise ArtifactError(
+                f"{path}: column {name!r} is missing; not a harness artifact of this schema"
+            )
+        got = actual.field(index).type
+        if pa.types.is_dictionary(got):
+            got = got.value_type
+        if got != want and not (pa.types.is_large_string(got) and pa.types.is_string(want)):
+            raise ArtifactError(f"{path}: column {name!r} has type {got}, expected {want}")
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    for name, fill in (("status", pa.scalar(0, pa.int32())), ("alive", pa.scalar(False))):
+        index = table.schema.get_field_index(name)
+        if index >= 0:
+            table = table.set_column(index, name, pc.fill_null(table.column(name), fill))
+    for index, field in enumerate(table.schema):
+        if pa.types.is_int64(field.type):  # nullable counters: NaN = not reported
+            table = table.set_column(index, field.name, table.column(index).cast(pa.float64()))
+    frame: pd.DataFrame = table.to_pandas(
+        strings_to_categorical=True, split_blocks=True, self_destruct=True
+    )
+    return frame
+
+
+def read_parquet(
+    path: Path, schema: pa.Schema, columns: Sequence[str]
+) -> tuple[pd.DataFrame, str | None]:
+    """Read ``columns`` of an artifact; return (frame, note) where note explains zero rows."""
+    if not path.is_file() or path.stat().st_size == 0:
+        state = "missing" if not path.exists() else "empty (0 bytes)"
+        return _to_pandas(schema.empty_table().select(list(columns))), f"{path.name} {state}"
+    try:
+        parquet = pq.ParquetFile(path)
+        _check_schema(path, parquet.schema_arrow, schema, columns)
+        table = parquet.read(columns=list(columns))
+    except ArtifactError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise ArtifactError(f"{path}: truncated or not a Parquet file ({exc})") from exc
+    note = f"{path.name} has no rows" if table.num_rows == 0 else None
+    return _to_pandas(table), note
+
+
+def read_faults(path: Path) -> list[dict[str, Any]]:
+    """Read ``faults.jsonl``; a final line cut short by a crash is skipped."""
+    if not path.is_file():
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable ({exc})") from exc
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                break
+            raise ArtifactError(f"{path}: line {number} is not JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise ArtifactError(f"{path}: line {number} is not a JSON object")
+        records.append(record)
+    return records
+
+
+def load_run(
+    run_dir: Path,
+    request_columns: Sequence[str] = REQUEST_COLUMNS,
+    usage_columns: Sequence[str] = USAGE_COLUMNS,
+) -> RunData:
+    """Load a run directory (manifest, requests, usage, faults) or raise ArtifactError."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    requests, requests_note = read_parquet(run_dir / REQUESTS, REQUEST_SCHEMA, request_columns)
+    usage, usage_note = read_parquet(run_dir / USAGE, USAGE_SCHEMA, usage_columns)
+    notes = tuple(n for n in (requests_note, usage_note) if n)
+    faults = read_faults(run_dir / FAULTS)
+    return RunData(run_dir, manifest, requests, usage, faults, notes)

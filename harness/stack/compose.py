@@ -1,0 +1,243 @@
+"""The docker runtime: the scenario's services as a compose project on the local engine.
+
+``up`` makes sure the bootstrapped images are current (cached by content hash), writes
+``RUN_DIR/compose.yml`` generated from the scenario (see :mod:`.compose_file`), then starts the
+services one at a time in dependency order — ``up -d --no-deps --scale NAME=N NAME`` — and waits
+for each replica from the host, as the local runtime does. ``down`` runs ``down -v`` and then
+removes whatever still carries the run's project label; it never raises.
+
+Each run is its own compose project, ``harness-<8 hex>``, recorded in ``RUN_DIR/compose.json``
+until ``down`` finished, so a crashed run can still be cleaned up by its label.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import docker
+import docker.errors
+import yaml
+from docker.models.containers import Container
+
+from harness.errors import TargetError
+from harness.images import bootstrap_images
+from harness.stack import compose_wait
+from harness.stack.base import Cancel, Replica
+from harness.stack.compose_cli import Compose, find_compose
+from harness.stack.compose_engine import SERVICE_LABEL, connect, project_containers, sweep
+from harness.stack.compose_file import LB_CONFIG, LB_CPU, LB_MEMORY, ComposePlan, render
+from harness.stack.local import _start_order
+from harness.util import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
+
+COMPOSE_FILE = "compose.yml"
+STATE_FILE = "compose.json"
+UP_TIMEOUT_S = 120.0
+DOWN_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 5
+LB_TIMEOUT_S = 30.0
+NUMBER_LABEL = "com.docker.compose.container-number"
+
+
+class ComposeStack:
+    """Stack protocol over docker compose. ``entry_port`` fixes the entry's host port."""
+
+    def __init__(self, scenario: Scenario, run_dir: Path, entry_port: int | None = None) -> None:
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.logs = run_dir / "logs"
+        self.entry_port = entry_port
+        self.project = f"harness-{secrets.token_hex(4)}"
+        self._client: docker.DockerClient | None = None
+        self._compose: Compose | None = None
+        self._plan: ComposePlan | None = None
+        self._containers: dict[str, list[Container]] = {}
+        self._replicas: list[Replica] = []
+
+    # -- Stack protocol -------------------------------------------------------------------
+    def up(self, cancel: Cancel) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._client = connect()
+        command = find_compose()
+        images = self._images()
+        cancel.raise_if_set()
+        plan = self._plan = render(self.scenario, self.project, images, self.run_dir,
+                                   self.entry_port)
+        self._check_images(plan)
+        self._compose = Compose(command, self.project, self.run_dir / COMPOSE_FILE,
+                                dict(os.environ) | images, self.logs / "compose.log")
+        atomic_write_json(self.run_dir / STATE_FILE, {
+            "runtime": "docker", "project": self.project, "compose_file": COMPOSE_FILE,
+            "command": command})
+        self._write_files(plan)
+        for name in [*_start_order(self.scenario), *([plan.lb_service] if plan.lb_service
+                                                      else [])]:
+            cancel.raise_if_set()
+            self._start(name, plan, cancel)
+        self._replicas = self._collect_replicas()
+
+    def down(self) -> None:
+        """``compose down -v``, then remove what still carries the label; never raises."""
+        problems: list[str] = []
+        if self._compose is not None and self._compose.file.exists():
+            try:
+                self._compose.run("compose down", ["down", "-v", "--remove-orphans", "-t",
+                                                   str(STOP_TIMEOUT_S)], None, DOWN_TIMEOUT_S)
+            except TargetError as exc:
+                problems.append(str(exc))
+        problems += self._sweep()
+        self._containers.clear()
+        self._replicas = []
+        if problems:
+            self._note("\n".join(["down left problems:", *problems]))
+            return
+        try:
+            (self.run_dir / STATE_FILE).unlink(missing_ok=True)
+        except OSError as exc:
+            self._note(f"cannot remove {STATE_FILE}: {exc}")
+
+    def entry_url(self) -> str:
+        plan = self._plan
+        front = plan.lb_service if plan and plan.lb_service else self.scenario.target.entry
+        port = self._host_port(front)
+        if port is None:
+            raise TargetError(f"entry service {self.scenario.target.entry!r} is not running")
+        return f"http://127.0.0.1:{port}"
+
+    def replicas(self) -> list[Replica]:
+        return list(self._replicas)
+
+    def describe(self) -> list[dict[str, object]]:
+        target = self.scenario.target
+        out: list[dict[str, object]] = []
+        for name, containers in self._containers.items():
+            svc = target.services.get(name)
+            row: dict[str, object] = {
+                "name": name, "kind": svc.kind if svc else "lb",
+                "role": svc.role if svc else target.services[target.entry].role,
+                "replicas": len(containers), "port": self._host_port(name),
+                "cpu": svc.cpu if svc else LB_CPU, "memory": svc.memory if svc else LB_MEMORY,
+                "billing": svc.billing if svc else "instance", "entry": name == target.entry,
+                "image": containers[0].attrs.get("Config", {}).get("Image") if containers
+                else None, "containers": [c.name for c in containers],
+                "compose_project": self.project}
+            if svc is None:
+                row["balances"] = target.entry
+            out.append(row)
+        return out
+
+    # -- starting ---------------------------------------------------------------------------
+    def _images(self) -> dict[str, str]:
+        log = self.logs / "images.log"
+
+        def note(line: str) -> None:
+            with log.open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+        return bootstrap_images(progress=note)
+
+    def _check_images(self, plan: ComposePlan) -> None:
+        assert self._client is not None
+        for name, spec in plan.document["services"].items():
+            image = spec["image"]
+            try:
+                self._client.images.get(image)
+            except docker.errors.ImageNotFound as exc:
+                raise TargetError(
+                    f"service {name!r}: image {image!r} is not on this engine and no registry "
+                    "can be reached; build it locally first (the harness's own images: "
+                    "`harness images bootstrap`)") from exc
+            except docker.errors.DockerException as exc:
+                raise TargetError(f"service {name!r}: image {image!r}: {exc}") from exc
+
+    def _write_files(self, plan: ComposePlan) -> None:
+        text = yaml.safe_dump(plan.document, sort_keys=False, default_flow_style=False)
+        atomic_write_text(self.run_dir / COMPOSE_FILE, text)
+        if plan.lb_config is not None:
+            atomic_write_text(self.run_dir / LB_CONFIG, plan.lb_config)
+
+    def _start(self, name: str, plan: ComposePlan, cancel: Cancel) -> None:
+        assert self._compose is not None
+        svc = self.scenario.target.services.get(name)
+        timeout = svc.startup_timeout if svc else LB_TIMEOUT_S
+        self._compose.run(f"service {name!r}", ["up", "-d", "--no-deps", "--no-build",
+                                                "--scale", f"{name}={plan.scale[name]}", name],
+                          cancel, UP_TIMEOUT_S + timeout)
+        containers = self._containers[name] = self._service_containers(name)
+        if len(containers) != plan.scale[name]:
+            raise TargetError(f"service {name!r}: compose started {len(containers)} of "
+                              f"{plan.scale[name]} replicas")
+        if svc is None:
+            entry = self.scenario.target.services[self.scenario.target.entry]
+            port = self._host_port(name)
+            assert port is not None
+            compose_wait.wait_balanced(port, entry.health or "/", entry.replicas, timeout,
+                                       cancel)
+            return
+        self._wait_replicas(name, containers, cancel, timeout)
+
+    def _wait_replicas(self, name: str, containers: list[Container], cancel: Cancel,
+                       timeout: float) -> None:
+        assert self._plan is not None
+        svc = self.scenario.target.services[name]
+        inside = self._plan.container_ports[name]
+        check = compose_wait.probe(svc.kind, svc.health)
+        for container in containers:
+            port = compose_wait.published_port(container, inside)
+            if port is None:
+                raise TargetError(compose_wait.failure(
+                    name, container, f"does not publish port {inside} on 127.0.0.1"))
+            what = (f"{svc.kind} did not answer on port {port}" if svc.kind != "process" else
+                    f"GET {svc.health} on port {port} did not return 2xx" if svc.health else
+                    f"no HTTP answer on port {port}")
+            compose_wait.wait_container(name, container, partial(check, port), timeout,
+                                        what, cancel)
+
+    def _service_containers(self, name: str) -> list[Container]:
+        assert self._client is not None
+        mine = [c for c in project_containers(self._client, self.project)
+                if c.labels.get(SERVICE_LABEL) == name]
+        return sorted(mine, key=lambda c: int(c.labels.get(NUMBER_LABEL, "0") or 0))
+
+    def _host_port(self, name: str) -> int | None:
+        containers = self._containers.get(name)
+        if not containers or self._plan is None:
+            return None
+        return compose_wait.published_port(containers[0], self._plan.container_ports[name])
+
+    def _collect_replicas(self) -> list[Replica]:
+        assert self._plan is not None
+        target = self.scenario.target
+        out: list[Replica] = []
+        for name, containers in self._containers.items():
+            svc = target.services.get(name)
+            role = svc.role if svc else target.services[target.entry].role
+            for container in containers:
+                out.append(Replica(
+                    service=name, replica=str(container.id)[:12], role=role, pid=None,
+                    port=compose_wait.published_port(container, self._plan.container_ports[name]),
+                    cpu_limit=svc.cpu if svc else LB_CPU,
+                    mem_limit=svc.memory if svc else LB_MEMORY, container_id=container.id))
+        return out
+
+    # -- stopping ---------------------------------------------------------------------------
+    def _sweep(self) -> list[str]:
+        try:
+            client = self._client or connect()
+        except TargetError as exc:
+            return [str(exc)]
+        return sweep(client, self.project)
+
+    def _note(self, text: str) -> None:
+        try:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            with (self.logs / "compose.log").open("a", encoding="utf-8") as out:
+                out.write(text + "\n")
+        except OSError:
+            pass

@@ -1,0 +1,136 @@
+"""The CLI as a subprocess: exit codes, messages and files written."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HARNESS, ROOT, leftover_processes, run_cli
+
+SHORT = """
+name: short
+target:
+  services:
+    api:
+      command: "{python} -m targets.sample"
+      startup_timeout: 20s
+traffic:
+  model: open
+  rate: 30
+  warmup: 1s
+  duration: 4s
+requests:
+  - name: GET /cpu
+    path: /cpu?ms=5
+  - name: GET /cheap
+    path: /cheap
+    weight: 3
+"""
+
+Writer = Callable[..., Path]
+
+
+def test_validate_ok_and_bad(scenario_file: Writer) -> None:
+    good = run_cli("validate", scenario_file(SHORT))
+    assert good.returncode == 0 and good.stdout.startswith("OK")
+    bad = run_cli("validate", scenario_file(SHORT.replace("rate: 30", "rat: 30"), "bad.yaml"))
+    assert bad.returncode == 2
+    assert "traffic.rat" in bad.stderr and "line 10" in bad.stderr and "rate" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_run_writes_artifacts_and_names_the_report(scenario_file: Writer, run_dir: Path) -> None:
+    done = run_cli("run", scenario_file(SHORT), "--output", run_dir)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == f"report: {run_dir / 'report.html'}"
+    for name in ("manifest.json", "requests.parquet", "usage.parquet", "summary.json",
+                 "report.html", "ledger.csv", "ledger.parquet"):
+        assert (run_dir / name).is_file(), name
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["requests"] > 50 and summary["cost_per_call_usd"] > 0
+    assert {e["name"] for e in summary["endpoints"]} == {"GET /cpu", "GET /cheap"}
+    assert not leftover_processes(run_dir)
+    again = run_cli("report", run_dir)
+    assert again.returncode == 0 and "report.html" in again.stdout
+
+
+def test_dry_run_starts_nothing(scenario_file: Writer, run_dir: Path) -> None:
+    done = run_cli("run", scenario_file(SHORT), "--dry-run", "--output", run_dir)
+    assert done.returncode == 0
+    assert "dry run" in done.stdout and "warm-up" in done.stdout
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "does/not/exist.yaml"], "does/not/exist.yaml"),
+    (["report", "/nonexistent-run-dir"], "not a run directory"),
+])
+def test_bad_paths_exit_2(args: list[str], needle: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert needle in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unknown_price_book_exit_2(scenario_file: Writer, run_dir: Path) -> None:
+    done = run_cli("run", scenario_file(SHORT), "--price-book", "no-such-book",
+                   "--output", run_dir)
+    assert done.returncode == 2 and "no-such-book" in done.stderr
+    assert "Traceback" not in done.stderr and not run_dir.exists()
+
+
+def test_target_that_exits_at_once_exit_3(scenario_file: Writer, run_dir: Path) -> None:
+    text = SHORT.replace('command: "{python} -m targets.sample"',
+                         'command: ["{python}", "-c", "import sys; sys.exit(\'boom: cannot start\')"]')
+    done = run_cli("run", scenario_file(text), "--output", run_dir)
+    assert done.returncode == 3, done.stderr
+    assert "exited with code 1" in done.stderr and "boom: cannot start" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+
+
+def test_health_check_that_never_passes_exit_3(scenario_file: Writer, run_dir: Path) -> None:
+    text = SHORT.replace("startup_timeout: 20s", "startup_timeout: 3s\n      health: /nope")
+    done = run_cli("run", scenario_file(text), "--output", run_dir)
+    assert done.returncode == 3
+    assert "not healthy after 3 s" in done.stderr and "GET /nope" in done.stderr
+
+
+def test_port_already_in_use_exit_3(scenario_file: Writer, run_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        text = SHORT.replace("{python} -m targets.sample",
+                             f"{{python}} -m http.server --bind 127.0.0.1 {port}")
+        done = run_cli("run", scenario_file(text), "--output", run_dir)
+    assert done.returncode == 3
+    assert "Address already in use" in done.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_keeps_artifacts_and_stops_everything(
+        scenario_file: Writer, run_dir: Path, sig: signal.Signals) -> None:
+    text = SHORT.replace("duration: 4s", "duration: 60s")
+    proc = subprocess.Popen([HARNESS, "run", str(scenario_file(text)), "--output", str(run_dir)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run_dir / "requests.parquet.parts").is_dir():
+        time.sleep(0.2)
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert (run_dir / "requests.parquet").is_file() and (run_dir / "report.html").is_file()
+    assert not leftover_processes(run_dir)

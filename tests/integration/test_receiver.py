@@ -1,0 +1,279 @@
+"""The embedded receiver with the real ``pyroscope-io`` agent and with hostile payloads.
+
+The agent runs in a child process (one agent per process; it must not live in pytest's). The
+target burns known thread CPU under two endpoint tags in two threads and reports the truth.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.profiling import UNTAGGED, ProfileReceiver, cpu_by_endpoint, folded_profile
+from harness.profiling.pprof import encode_merged
+from harness.profiling.proto import _CLASSES
+
+pytest.importorskip("pyroscope")
+
+TARGET = textwrap.dedent("""
+    import json, random, sys, threading, time
+    import pyroscope
+
+    url, calls = sys.argv[1], int(sys.argv[2])
+    pyroscope.configure(application_name="demo", server_address=url, sample_rate=100,
+                        tags={"replica": "demo-0"})
+    truth = {"GET /heavy": 0.0, "GET /light": 0.0}
+    lock = threading.Lock()
+
+    def burn(ms):
+        end = time.thread_time() + ms / 1000
+        while time.thread_time() < end:
+            sum(i * i for i in range(200))
+
+    def worker(seed):
+        # Like a threaded server: each thread serves both endpoints in a random order,
+        # so a busy machine slows both alike and the 10-ms sampling cannot lock onto
+        # the 30/10-ms rhythm.
+        plan = [("GET /heavy", 30), ("GET /light", 10)] * (calls // 2)
+        random.Random(seed).shuffle(plan)
+        for endpoint, ms in plan:
+            with pyroscope.tag_wrapper({"endpoint": endpoint}):
+                start = time.thread_time()
+                burn(ms)
+                spent = time.thread_time() - start
+            with lock:
+                truth[endpoint] += spent
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pyroscope.shutdown()  # flushes the last, partial upload window
+    print(json.dumps(truth))
+""")
+
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[ProfileReceiver]:
+    phase = {"now": "steady"}
+    rec = ProfileReceiver(tmp_path / "profiles", phase=lambda: phase["now"])
+    try:
+        yield rec
+    finally:
+        rec.stop(drain_s=0)
+
+
+def post(url: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def push_body(service: str, endpoint_stacks: dict[str, dict[tuple[tuple[str, str, int], ...],
+              int]], name: str = "process_cpu") -> bytes:  # fmt: skip
+    request = _CLASSES["PushRequest"]()
+    series = request.series.add()  # type: ignore[attr-defined]
+    for key, value in (("__name__", name), ("service_name", service)):
+        series.labels.add(name=key, value=value)
+    raw = encode_merged(endpoint_stacks, int(time.time() * 1e9), 10**10, 10**7)
+    series.samples.add(raw_profile=raw)
+    return gzip.compress(request.SerializeToString())
+
+
+PUSH = "/push.v1.PusherService/Push"
+PROTO = {"Content-Type": "application/proto", "Content-Encoding": "gzip"}
+STACK = (("main", "app.py", 1), ("work", "app.py", 7))
+
+
+def test_real_agent_split_matches_thread_cpu(receiver: ProfileReceiver) -> None:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", TARGET, receiver.url, "100"],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    truth = json.loads(done.stdout)
+    cpu = cpu_by_endpoint(receiver.store.out_dir)
+    took = time.monotonic() - started
+    heavy, light = cpu.get("GET /heavy", 0.0), cpu.get("GET /light", 0.0)
+    true_share = truth["GET /heavy"] / (truth["GET /heavy"] + truth["GET /light"])
+    share = heavy / (heavy + light)
+    print(f"truth {true_share:.1%} heavy, profile {share:.1%} heavy, "
+          f"untagged {cpu.get(UNTAGGED, 0):.3f} s, agent test {took:.1f} s")  # fmt: skip
+    assert abs(share - true_share) < 0.03
+    index = receiver.index
+    assert index.rejected == 0 and index.uploads >= 1
+    assert {e.phase for e in index.entries} == {"steady"}
+    assert {e.service for e in index.entries} == {"demo"}
+    folded = folded_profile(receiver.store.out_dir, "GET /heavy")
+    assert any(stack.split(";")[-1].startswith(("burn ", "<genexpr> ")) for stack in folded)
+    assert (receiver.store.out_dir / "demo" / "steady" / "GET%20%2Fheavy.pb.gz").is_file()
+
+
+def test_bad_payloads_are_refused_and_the_receiver_keeps_serving(tmp_path: Path) -> None:
+    rec = ProfileReceiver(tmp_path / "profiles", max_body=1024 * 1024)
+    try:
+        good = push_body("shop", {"GET /a": {STACK: 10**9}})
+        cases = [
+            (b"\x0a\xff\xff\xff\xff\xff", {"Content-Type": "application/proto"}, 400),
+            (gzip.compress(b"not a protobuf at all" * 10), PROTO, 400),
+            (good[: len(good) // 2], PROTO, 400),  # truncated gzip
+            (b"plain", PROTO, 400),  # says gzip, is not
+            (gzip.compress(b"\0" * (9 * 1024 * 1024)), PROTO, 413),  # inflates past 8 MiB
+            (b"x" * (1024 * 1024 + 1), {"Content-Type": "application/proto"}, 413),
+        ]
+        for body, headers, expected in cases:
+            status, answer = post(rec.url, PUSH, body, headers)
+            assert status == expected, (status, answer)
+            problem = json.loads(answer)
+            assert problem["code"] in ("invalid_argument", "resource_exhausted")
+            assert problem["message"]
+        status, _ = post(rec.url, PUSH, good, PROTO)
+        assert status == 200
+        assert cpu_by_endpoint(rec.store.out_dir) == {"GET /a": pytest.approx(1.0)}
+        assert rec.index.rejected == len(cases)
+    finally:
+        rec.stop(drain_s=0)
+
+
+def test_json_push_and_unknown_path(receiver: ProfileReceiver) -> None:
+    from google.protobuf import json_format
+
+    request = _CLASSES["PushRequest"]()
+    request.ParseFromString(gzip.decompress(push_body("svc", {UNTAGGED: {STACK: 5 * 10**8}})))
+    body = json_format.MessageToJson(request).encode()
+    status, answer = post(receiver.url, PUSH, body,
+                          {"Content-Type": "application/json"})  # fmt: skip
+    assert (status, answer) == (200, b"{}")
+    assert cpu_by_endpoint(receiver.store.out_dir) == {UNTAGGED: pytest.approx(0.5)}
+    status, answer = post(receiver.url, "/nope", b"", {})
+    assert status == 404 and json.loads(answer)["code"] == "not_found"
+
+
+def test_legacy_ingest_folded_pprof_and_multipart(receiver: ProfileReceiver) -> None:
+    folded = b"main;work;hot 150\nmain;idle 50\n"
+    path = "/ingest?name=legacy.cpu%7Bendpoint%3DGET+%2Fx%7D&format=folded&sampleRate=100"
+    assert post(receiver.url, path, folded, {"Content-Type": "text/plain"})[0] == 200
+    pprof = encode_merged({"GET /y": {STACK: 2 * 10**9}}, 0, 0, 10**7)
+    path = "/ingest?name=legacy.cpu&format=pprof&from=1&until=11"
+    assert post(receiver.url, path, gzip.compress(pprof), {})[0] == 200
+    boundary = "b0undary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="profile"; '
+            f'filename="p.pprof"\r\nContent-Type: application/octet-stream\r\n\r\n').encode() \
+        + gzip.compress(pprof) + f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
+    path = "/ingest?name=legacy&format=pprof"
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    assert post(receiver.url, path, body, headers)[0] == 200
+    bad = post(receiver.url, "/ingest?name=legacy.cpu&format=folded", b"no count here\n", {})
+    assert bad[0] == 400 and b"folded line 1" in bad[1]
+    cpu = cpu_by_endpoint(receiver.store.out_dir, service="legacy")
+    assert cpu == {"GET /y": pytest.approx(4.0), "GET /x": pytest.approx(2.0)}
+    stacks = folded_profile(receiver.store.out_dir, "GET /x")
+    assert stacks == {"main;work;hot": pytest.approx(1.5), "main;idle": pytest.approx(0.5)}
+
+
+def window_body(end: float, interval: float = 0.6) -> bytes:
+    """A push whose pprof window is [end - interval, end]."""
+    request = _CLASSES["PushRequest"]()
+    series = request.series.add()  # type: ignore[attr-defined]
+    series.labels.add(name="service_name", value="svc")
+    raw = encode_merged({"GET /a": {STACK: 10**7}}, int((end - interval) * 1e9),
+                        int(interval * 1e9), 10**7)  # fmt: skip
+    series.samples.add(raw_profile=raw)
+    return gzip.compress(request.SerializeToString())
+
+
+def test_stop_waits_for_the_upload_covering_the_stop(tmp_path: Path) -> None:
+    rec = ProfileReceiver(tmp_path / "profiles", upload_interval_s=0.6, upload_grace_s=0.2)
+    try:
+        assert post(rec.url, PUSH, window_body(time.time() - 0.1), PROTO)[0] == 200
+        late = threading.Timer(0.4, post, (rec.url, PUSH, window_body(time.time() + 0.5),
+                                           PROTO))  # fmt: skip
+        late.start()
+        began = time.monotonic()
+        assert rec.stop(drain_s=10)
+        assert 0.3 < time.monotonic() - began < 3
+        late.join()
+        assert rec.index.uploads == 2
+    finally:
+        rec.stop(drain_s=0)
+
+
+def test_stop_gives_up_on_an_idle_agent_after_its_window(tmp_path: Path) -> None:
+    rec = ProfileReceiver(tmp_path / "profiles", upload_interval_s=0.6, upload_grace_s=0.2)
+    try:
+        assert post(rec.url, PUSH, window_body(time.time() - 0.1), PROTO)[0] == 200
+        began = time.monotonic()
+        assert rec.stop(drain_s=10)  # its window closes at +0.5 s, + 0.2 s grace
+        assert 0.4 < time.monotonic() - began < 2
+    finally:
+        rec.stop(drain_s=0)
+
+
+def test_stop_with_no_agent_waits_the_whole_drain(tmp_path: Path) -> None:
+    rec = ProfileReceiver(tmp_path / "profiles")
+    began = time.monotonic()
+    assert not rec.stop(drain_s=0.3)
+    assert 0.3 <= time.monotonic() - began < 2
+    assert rec.stop(drain_s=5)  # already stopped: returns at once
+
+
+GEVENT_SCRIPT = textwrap.dedent("""
+    from gevent import monkey
+    monkey.patch_all()
+    import gzip, json, sys, time, urllib.request
+    from pathlib import Path
+    import gevent
+    from harness.profiling import ProfileReceiver, cpu_by_endpoint
+
+    ticks = []
+    def ticker():
+        while True:
+            ticks.append(time.monotonic())
+            gevent.sleep(0.01)
+    tick = gevent.spawn(ticker)
+    rec = ProfileReceiver(Path(sys.argv[1]), phase=lambda: "steady")
+    body = open(sys.argv[2], "rb").read()
+    statuses = []
+    def push():
+        req = urllib.request.Request(rec.url + "/push.v1.PusherService/Push", body,
+            {"Content-Type": "application/proto", "Content-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            statuses.append(resp.status)
+    gevent.joinall([gevent.spawn(push) for _ in range(20)], timeout=20)
+    rec.stop(drain_s=0)
+    tick.kill()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    print(json.dumps({"statuses": statuses, "cpu": cpu_by_endpoint(Path(sys.argv[1])),
+                      "max_gap_ms": max(gaps) * 1000}))
+""")
+
+
+def test_serves_under_gevent_monkey_patching(tmp_path: Path) -> None:
+    payload = tmp_path / "push.bin"
+    payload.write_bytes(push_body("svc", {"GET /a": {STACK: 10**8}}))
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_SCRIPT, str(tmp_path / "profiles"), str(payload)],
+        capture_output=True, text=True, timeout=60, check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["statuses"] == [200] * 20
+    assert result["cpu"] == {"GET /a": pytest.approx(2.0)}
+    assert result["max_gap_ms"] < 250  # the hub kept running while uploads were decoded
