@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from harness.errors import InputError, ScenarioInvalid
+from harness.faults.spec import FaultSpec, fault_problems
 from harness.scenario_requests import Param, RenderedRequest, RequestSpec
 from harness.scenario_values import (
     Count,
@@ -285,7 +286,7 @@ class Scenario(StrictModel):
     variants: Annotated[dict[str, Any], BeforeValidator(_empty_if_none)] = Field(
         default_factory=dict
     )
-    faults: Annotated[list[dict[str, Any]], BeforeValidator(_no_items_if_none)] = Field(
+    faults: Annotated[list[FaultSpec], BeforeValidator(_no_items_if_none)] = Field(
         default_factory=list
     )
     gate: Annotated[dict[str, Any], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
@@ -356,6 +357,15 @@ class Scenario(StrictModel):
         if problems:
             raise ProblemList(problems)
         return value
+
+
+    @model_validator(mode="after")
+    def _check_faults(self) -> Scenario:
+        services = list(self.target.services)
+        problems = fault_problems(self.faults, services, self.traffic.measured_duration)
+        if problems:
+            raise ProblemList(problems)
+        return self
 
 
 def load_scenario(path: Path, env: Mapping[str, str] | None = None) -> Scenario:

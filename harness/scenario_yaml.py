@@ -248,7 +248,10 @@ def validation_problems(
         elif isinstance(cause, ProblemList):
             problems.extend((path + sub, message) for sub, message in cause.problems)
         elif kind == "extra_forbidden":
-            problems.append((path, _unknown_key(path, model)))
+            problems.append((path, _unknown_key(loc, model)))
+        elif kind == "union_tag_invalid":
+            problems.append((path + (error["ctx"]["discriminator"].strip("'"),),
+                             _bad_tag(error["ctx"])))
         elif kind == "value_error" and not isinstance(cause, TypeMismatch):
             problems.append((path, str(cause)))
         else:
@@ -270,12 +273,22 @@ def _data_loc(loc: Loc, data: Any) -> Loc:
     return tuple(kept)
 
 
-def _unknown_key(path: Loc, model: type[BaseModel]) -> str:
-    parent = _core(_annotation_at(model, path[:-1]))
+def _bad_tag(ctx: dict[str, Any]) -> str:
+    """A discriminated union's tag (e.g. a fault's ``kind``) names no member."""
+    allowed = [t.strip().strip("'") for t in str(ctx["expected_tags"]).split(",")]
+    given = str(ctx["tag"])
+    close = difflib.get_close_matches(given, allowed, n=1)
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    return f"unknown value {show(given)}{hint} (allowed: {', '.join(allowed)})"
+
+
+def _unknown_key(loc: Loc, model: type[BaseModel]) -> str:
+    """``loc`` is pydantic's, union tags included, so the right union member is found."""
+    parent = _core(_annotation_at(model, loc[:-1]))
     if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
         return "unknown key"
     allowed = sorted(parent.model_fields)
-    close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
     if close:
         return f'unknown key; did you mean "{close[0]}"?'
     return f"unknown key; allowed keys: {', '.join(allowed)}"
@@ -306,6 +319,9 @@ def _annotation_at(model: type[BaseModel], path: Loc) -> Any:
                 annotation = Annotated[(annotation, *info.metadata)]
             continue
         origin, args = get_origin(core), get_args(core)
+        if origin in (Union, types.UnionType) and isinstance(part, str):
+            annotation = _tagged_member(args, part)
+            continue
         if origin in (list, tuple) and isinstance(part, int) and args:
             annotation = args[min(part, len(args) - 1)] if origin is tuple else args[0]
         elif origin is dict and len(args) == 2:
@@ -313,6 +329,15 @@ def _annotation_at(model: type[BaseModel], path: Loc) -> Any:
         else:
             return None
     return annotation
+
+
+def _tagged_member(members: tuple[Any, ...], tag: str) -> Any:
+    """The member of a discriminated union whose ``kind`` literal includes ``tag``."""
+    for member in members:
+        field = getattr(member, "model_fields", {}).get("kind")
+        if field is not None and tag in get_args(field.annotation):
+            return member
+    return None
 
 
 def _core(annotation: Any) -> Any:

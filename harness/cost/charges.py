@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
-
 from harness.artifacts import PhaseWindow
 from harness.cost.metering import GIB, Metering
 from harness.cost.pricebook import Price, PriceBook

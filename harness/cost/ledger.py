@@ -24,7 +24,6 @@ from harness.cost.attribution import Allocation, allocate
 from harness.cost.charges import PricingContext, build_charges, monthly_calls
 from harness.cost.inputs import LedgerInputs, prepare_inputs
 from harness.cost.pricebook import PriceBook
-from harness.cost.quantities import GROUP_KEYS
 from harness.cost.services import check_model
 from harness.errors import ArtifactError
 from harness.rundata import RunData
@@ -78,7 +77,7 @@ class Ledger:
 def _block(
     alloc: Allocation, window: PhaseWindow, run_id: str, book: PriceBook
 ) -> dict[str, object]:
-    """Columns every row of one allocation shares."""
+    """Columns every row of one allocation shares (scalars)."""
     charge = alloc.charge
     price = charge.price
     tags = {"role": charge.role, "driver": charge.driver}
@@ -86,8 +85,8 @@ def _block(
         tags["note"] = charge.note
     return {
         "BillingCurrency": book.currency,
-        "ChargePeriodStart": pd.Timestamp(window.start, unit="s", tz="UTC"),
-        "ChargePeriodEnd": pd.Timestamp(window.end or window.start, unit="s", tz="UTC"),
+        "ChargePeriodStart": window.start,
+        "ChargePeriodEnd": window.end if window.end is not None else window.start,
         "ChargeCategory": "Purchase" if charge.category == "amortized" else "Usage",
         "ServiceName": charge.service,
         "ServiceCategory": charge.service_category,
@@ -102,13 +101,13 @@ def _block(
     }
 
 
-def _attributed(alloc: Allocation, groups: pd.DataFrame) -> dict[str, object]:
-    rows = groups[alloc.mask(groups)]
-    columns = list(dict.fromkeys(["calls", alloc.weight]))  # the weight may be "calls"
-    rows = rows.groupby(list(GROUP_KEYS), observed=True, dropna=False, sort=False)[columns].sum()
-    rows = rows[rows[alloc.weight] > 0].reset_index()
-    share = (rows[alloc.weight] / alloc.total_weight).to_numpy()
-    calls = rows["calls"].to_numpy()
+def _attributed(alloc: Allocation, inputs: LedgerInputs) -> dict[str, object]:
+    """One row per request group the allocation spreads over (weight > 0)."""
+    frame = inputs.merged if alloc.recv is None else inputs.groups
+    mask = alloc.mask(frame).to_numpy() & (frame[alloc.weight].to_numpy() > 0)
+    rows = frame[mask]
+    share = rows[alloc.weight].to_numpy(float) / alloc.total_weight
+    calls = rows["calls"].to_numpy(float)
     effective = alloc.attributed * share
     return {
         "x_Endpoint": rows["endpoint"].astype(object).to_numpy(),
@@ -128,17 +127,35 @@ def _attributed(alloc: Allocation, groups: pd.DataFrame) -> dict[str, object]:
 
 
 def _unattributed(alloc: Allocation) -> dict[str, object]:
+    """The part of a charge no request explains (its full cost is spread when it can be)."""
     spread = alloc.total_weight > 0
     return {
-        "x_Endpoint": [None], "x_Phase": [alloc.charge.phase], "x_Variant": [None],
-        "x_Tenant": [None], "x_RequestCount": [0.0],
-        "ConsumedQuantity": [alloc.charge.quantity * (1.0 - alloc.fraction)],
-        "EffectiveCost": [alloc.unattributed],
-        "x_FullCost": [0.0 if spread else alloc.unattributed],
-        "x_CostPerRequest": [np.nan],
+        "x_Endpoint": np.array([None]), "x_Phase": np.array([alloc.charge.phase], dtype=object),
+        "x_Variant": np.array([None]), "x_Tenant": np.array([None]),
+        "x_RequestCount": np.zeros(1),
+        "ConsumedQuantity": np.array([alloc.charge.quantity * (1.0 - alloc.fraction)]),
+        "EffectiveCost": np.array([alloc.unattributed]),
+        "x_FullCost": np.array([0.0 if spread else alloc.unattributed]),
+        "x_CostPerRequest": np.array([np.nan]),
         "x_AttributionMethod": "unattributed (idle, GC, background, health checks)",
         "x_CostCategory": UNATTRIBUTED,
     }  # fmt: skip
+
+
+def _assemble(parts: list[dict[str, object]]) -> pd.DataFrame:
+    """One frame from row blocks whose values are arrays (per row) or scalars (per block)."""
+    columns: dict[str, list[np.ndarray]] = {c: [] for c in parts[0]}
+    for part in parts:
+        n = len(part["EffectiveCost"])  # type: ignore[arg-type]
+        for name, value in part.items():
+            array = value if isinstance(value, np.ndarray) else np.full(n, value, dtype=object)
+            columns[name].append(array)
+    frame = pd.DataFrame({name: np.concatenate(arrays) for name, arrays in columns.items()})
+    for name in ("ChargePeriodStart", "ChargePeriodEnd"):
+        frame[name] = pd.to_datetime(frame[name].astype(float), unit="s", utc=True)
+    for name in ("ListUnitPrice",):
+        frame[name] = frame[name].astype(float)
+    return frame
 
 
 def ledger_rows(
@@ -146,20 +163,20 @@ def ledger_rows(
 ) -> pd.DataFrame:
     """The FOCUS rows of every allocation."""
     windows = {w.name: w for w in inputs.windows}
-    frames = []
+    parts: list[dict[str, object]] = []
     for alloc in allocations:
-        parts = [_attributed(alloc, inputs.groups)] if alloc.total_weight > 0 else []
+        blocks = [_attributed(alloc, inputs)] if alloc.total_weight > 0 else []
         if alloc.fraction < 1.0:
-            parts.append(_unattributed(alloc))
-        for part in parts:
-            consumed = np.asarray(part["ConsumedQuantity"], dtype=float)
+            blocks.append(_unattributed(alloc))
+        shared = _block(alloc, windows[alloc.charge.phase], run_id, book)
+        for block in blocks:
+            consumed = np.asarray(block["ConsumedQuantity"], dtype=float)
             if len(consumed):
-                shared = _block(alloc, windows[alloc.charge.phase], run_id, book)
-                part["PricingQuantity"] = consumed / alloc.charge.price.size
-                frames.append(pd.DataFrame({**shared, **part}, index=range(len(consumed))))
-    if not frames:
+                block["PricingQuantity"] = consumed / alloc.charge.price.size
+                parts.append({**shared, **block})
+    if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    rows = pd.concat(frames, ignore_index=True)
+    rows = _assemble(parts)
     rows["ListCost"] = rows["PricingQuantity"] * rows["ListUnitPrice"]
     rows["BilledCost"] = rows["EffectiveCost"]
     return rows[list(COLUMNS)]

@@ -158,7 +158,7 @@ class RequestTotals:
             frame, key = self.by_phase, phase
         else:
             return float(self.overall[column])
-        return float(frame.at[key, column]) if key in frame.index else 0.0
+        return float(frame[column].get(key, 0.0))
 
     def receivers(self, phase: str) -> list[str]:
         """Services that received requests in ``phase``."""

@@ -36,11 +36,11 @@ class Band:
 def _nice_max(value: float) -> float:
     if value <= 0 or not math.isfinite(value):
         return 1.0
-    exp = 10 ** math.floor(math.log10(value))
+    exp = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * exp:
-            return step * exp
-    return 10 * exp
+            return float(step * exp)
+    return 10.0 * exp
 
 
 def _fmt(value: float) -> str:

@@ -34,7 +34,7 @@ class Traffic:
         # target served is recorded.
         self.env = Environment(user_classes=users, host=host,
                                stop_timeout=scenario.traffic.timeout + 1.0)
-        self.env.events.request.add_listener(recorder.on_request)
+        self.env.events.request.add_listener(recorder.on_request)  # type: ignore[no-untyped-call]
         self.runner = self.env.create_local_runner()
         self.t0 = 0.0
         self._level: Level | None = None

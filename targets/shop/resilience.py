@@ -111,6 +111,8 @@ class BackoffBreaker:
             try:
                 return self._gated(attempt, is_retry=n > 1)
             except PaymentUnavailable:
+                if self.breaker.is_open:
+                    raise  # the breaker just opened: waiting to be refused helps no one
                 self._sleep(self._rng.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**n)))
         return self._gated(attempt, is_retry=BACKOFF_ATTEMPTS > 1)
 

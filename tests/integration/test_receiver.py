@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -104,7 +105,7 @@ STACK = (("main", "app.py", 1), ("work", "app.py", 7))
 
 def test_real_agent_split_matches_thread_cpu(receiver: ProfileReceiver) -> None:
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", TARGET, receiver.url, "100"],
+    done = subprocess.run([sys.executable, "-c", TARGET, receiver.url, os.environ.get("CALLS", "100")],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     truth = json.loads(done.stdout)

@@ -91,14 +91,14 @@ def test_naive_retries_multiply_paid_calls_when_payments_fail(
 
 def test_backoff_breaker_fails_fast_then_recovers(start_shop: StartShop, payments: Shop) -> None:
     shop = start_shop(SHOP_RETRIES="backoff_breaker", SHOP_BREAKER_THRESHOLD="5",
-                      SHOP_BREAKER_COOLDOWN_MS="400")  # fmt: skip
+                      SHOP_BREAKER_COOLDOWN_MS="1000")  # fmt: skip
     payments.post("/control", {"mode": "fail"}).raise_for_status()
     failing = [totals([shop.post("/checkout", {"product_id": 4, "qty": 1})]) for _ in range(6)]
     # 3 attempts, then 2 more open the breaker (5 consecutive failures), then no call at all.
     assert [t["external"] for t in failing] == [3, 2, 0, 0, 0, 0]
 
     payments.post("/control", {"mode": "ok"}).raise_for_status()
-    time.sleep(0.5)  # the cool-down passes: one trial call goes out and closes the breaker
+    time.sleep(1.1)  # the cool-down passes: one trial call goes out and closes the breaker
     recovered = [shop.post("/checkout", {"product_id": 4, "qty": 1}) for _ in range(3)]
     assert [r.status_code for r in recovered] == [201, 201, 201]
     assert [totals([r])["external"] for r in recovered] == [1, 1, 1]

@@ -116,7 +116,8 @@ def test_ingest_pprof_and_non_cpu_names() -> None:
     ("name=a", b"a;b x\n", "", "folded line 1"),
     ("name=a", b"\xff\xfe 1", "", "not UTF-8"),
     ("name=a&format=trie", b"", "", "unsupported format"),
-    ("name=a&format=pprof", b"", "multipart/form-data; boundary=zz", "no 'profile' part"),
+    ("name=a&format=pprof", b"--zz\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--zz--\r\n",
+     "multipart/form-data; boundary=zz", "no 'profile' part"),
 ])  # fmt: skip
 def test_bad_ingest(query: str, body: bytes, ctype: str, message: str) -> None:
     with pytest.raises(InvalidProfile, match=message):
