@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -144,6 +145,7 @@ def measure(run_dir: Path) -> dict[str, float]:
     write_summary(run_dir, summary)
     lap("write_s")
     times["total_s"] = time.perf_counter() - began
+    times["cpu_s"] = time.process_time()
     times["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times["requests"] = float(summary["requests"])
     times["ledger_rows"] = float(len(ledger.rows))
@@ -180,11 +182,13 @@ def main() -> None:
             results.append((n, json.loads(_child("--measure", str(run_dir)))))
     first = results[0][1]["total_s"]
     print(f"{'records':>12} {'load s':>7} {'ledger s':>8} {'summary s':>9} {'write s':>7} "
-          f"{'total s':>7} {'x first':>7} {'peak RSS MiB':>12} {'ledger rows':>11}")  # fmt: skip
+          f"{'total s':>7} {'x first':>7} {'CPU s':>6} {'peak RSS MiB':>12} {'rows':>5}")  # fmt: skip
     for n, r in results:
         print(f"{n:>12,} {r['load_s']:>7.2f} {r['ledger_s']:>8.2f} {r['summary_s']:>9.2f} "
               f"{r['write_s']:>7.2f} {r['total_s']:>7.2f} {r['total_s'] / first:>7.2f} "
-              f"{r['peak_rss_mib']:>12.0f} {r['ledger_rows']:>11.0f}")  # fmt: skip
+              f"{r['cpu_s']:>6.1f} {r['peak_rss_mib']:>12.0f} {r['ledger_rows']:>5.0f}")  # fmt: skip
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(wall times stretch when the machine is shared; CPU s does not)")
 
 
 if __name__ == "__main__":

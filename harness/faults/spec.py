@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -156,7 +157,8 @@ def _hint(name: str, known: list[str]) -> str:
     return f'; did you mean "{close[0]}"?' if close else ""
 
 
-def fault_problems(faults: list[_Fault], services: list[str], measured: float) -> list[Problem]:
+def fault_problems(faults: Sequence[_Fault], services: list[str],
+                   measured: float) -> list[Problem]:
     """Cross-field problems of the timeline: unknown targets, duplicate names, windows past the
     end of the run, and overlapping faults on the same target (they would fight over it)."""
     problems: list[Problem] = []
@@ -166,8 +168,9 @@ def fault_problems(faults: list[_Fault], services: list[str], measured: float) -
             problems.append((("faults", i, "target"), f"{show(fault.target)} names no service "
                              f"(known: {', '.join(services)}){_hint(fault.target, services)}"))
         if seen.setdefault(fault.name, i) != i:
+            first = seen[fault.name]
             problems.append((("faults", i, "name"),
-                             f"duplicate fault name {show(fault.name)} (also faults[{seen[fault.name]}])"))
+                             f"duplicate fault name {show(fault.name)} (also faults[{first}])"))
         if fault.end > measured + 1e-9:
             problems.append((("faults", i, "duration"), f"the fault ends at {fault.end:g} s, after "
                              f"the measured duration ({measured:g} s)"))

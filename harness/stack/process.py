@@ -68,9 +68,15 @@ class ChildProcess:
                 return True
         return False
 
+    def send_signal(self, sig: int) -> None:
+        """Signal the whole process group (pause/resume/kill faults)."""
+        if self.popen.poll() is None:
+            _signal_group(self.pid, sig)
+
     def stop(self) -> None:
         """Signal the whole group, wait, then SIGKILL what is left."""
         if self.popen.poll() is None:
+            _signal_group(self.pid, signal.SIGCONT)  # a paused process cannot stop itself
             _signal_group(self.pid, self.stop_signal)
             deadline = time.monotonic() + STOP_GRACE_S
             while self.popen.poll() is None and time.monotonic() < deadline:

@@ -60,7 +60,7 @@ class RedisCache:
         if value is None:
             counters.cache_miss()
             return None
-        counters.cache_hit(); counters.cache_hit() if product_id % 50 == 0 else None
+        counters.cache_hit()
         return bytes(value)  # type: ignore[arg-type]  # redis-py types GET loosely
 
     def put(self, product_id: int, payload: bytes) -> None:
