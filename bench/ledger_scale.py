@@ -27,8 +27,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.artifacts import REQUEST_SCHEMA, REQUESTS, USAGE, USAGE_SCHEMA, Manifest, PhaseWindow
-from harness.artifacts import write_manifest
+from harness.artifacts import (
+    REQUEST_SCHEMA,
+    REQUESTS,
+    USAGE,
+    USAGE_SCHEMA,
+    Manifest,
+    PhaseWindow,
+    write_manifest,
+)
 
 DURATION_S = 600.0
 WARMUP_S = 10.0
@@ -107,8 +114,10 @@ def generate(run_dir: Path, n: int) -> None:
     services = [{"name": s, "role": r, "replicas": 2 if s == "api" else 1, "cpu": 1.0,
                  "memory": 2**30, "billing": "instance", "entry": s == "api"}
                 for s, r in {v for v in REPLICAS.values()}]  # fmt: skip
-    phases = [PhaseWindow(name="warmup", start=t0, end=t0 + WARMUP_S, priced=False),
-              PhaseWindow(name="steady", start=t0 + WARMUP_S, end=t0 + WARMUP_S + DURATION_S)]
+    phases = [
+        PhaseWindow(name="warmup", start=t0, end=t0 + WARMUP_S, priced=False),
+        PhaseWindow(name="steady", start=t0 + WARMUP_S, end=t0 + WARMUP_S + DURATION_S),
+    ]
     pricing = {"overrides": {"external:payments": 0.002, "db_read": 0.0, "db_write": 0.0}}
     write_manifest(run_dir, Manifest(
         run_id=run_dir.name, scenario_name="bench", scenario_path="bench.yaml",
@@ -181,14 +190,18 @@ def main() -> None:
             _child("--generate", str(run_dir), str(n))
             results.append((n, json.loads(_child("--measure", str(run_dir)))))
     first = results[0][1]["total_s"]
-    print(f"{'records':>12} {'load s':>7} {'ledger s':>8} {'summary s':>9} {'write s':>7} "
-          f"{'total s':>7} {'x first':>7} {'CPU s':>6} {'peak RSS MiB':>12} {'rows':>5}")  # fmt: skip
+    header = ("records", "load s", "ledger s", "summary s", "write s", "total s", "x first",
+              "CPU s", "peak RSS MiB", "rows")  # fmt: skip
+    print(" ".join(f"{h:>12}" for h in header))
     for n, r in results:
-        print(f"{n:>12,} {r['load_s']:>7.2f} {r['ledger_s']:>8.2f} {r['summary_s']:>9.2f} "
-              f"{r['write_s']:>7.2f} {r['total_s']:>7.2f} {r['total_s'] / first:>7.2f} "
-              f"{r['cpu_s']:>6.1f} {r['peak_rss_mib']:>12.0f} {r['ledger_rows']:>5.0f}")  # fmt: skip
-    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
-          "(wall times stretch when the machine is shared; CPU s does not)")
+        cells = [f"{n:,}", *(f"{r[k]:.2f}" for k in ("load_s", "ledger_s", "summary_s",
+                 "write_s", "total_s")), f"{r['total_s'] / first:.2f}", f"{r['cpu_s']:.1f}",
+                 f"{r['peak_rss_mib']:.0f}", f"{r['ledger_rows']:.0f}"]  # fmt: skip
+        print(" ".join(f"{c:>12}" for c in cells))
+    print(
+        f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+        "(wall times stretch when the machine is shared; CPU s does not)"
+    )
 
 
 if __name__ == "__main__":

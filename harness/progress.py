@@ -69,7 +69,7 @@ class Progress:
                 f"p95 {p95:7.1f} ms  requests {rec.total}  errors {rec.errors}")
         cost = self._cost_per_call(rec, sampler)
         if cost is not None:
-            line += f"  ≈ ${cost * 1e6:,.2f} per 1M calls"
+            line += f"  compute ≈ ${cost * 1e6:,.2f} per 1M calls"
         users = traffic.stats()
         if "dropped" in users:
             line += f"  dropped {users['dropped']}"

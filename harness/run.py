@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from harness import artifacts as art
 from harness.errors import ArtifactError, HarnessError, Interrupted, RunFailed
+from harness.faults.base import FaultLog
+from harness.faults.catalog import build_fault
+from harness.faults.context import FaultContext
+from harness.faults.spec import PROXIED_KINDS
+from harness.faults.timeline import FaultTimeline
 from harness.interrupt import StopFlag
 from harness.meter.process import ProcessMeter
 from harness.meter.sampler import Sampler
@@ -28,7 +33,6 @@ from harness.traffic.recorder import PhaseClock, Recorder
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
-    from harness.stack.base import Stack
 
 TICK_S = 0.25
 FLUSH_S = 1.0
@@ -68,9 +72,10 @@ class Run:
         self.clock = PhaseClock()
         self.stop_flag = StopFlag()
         self.recorder = Recorder(run_dir / art.REQUESTS, self.clock, variant)
-        self.stack: Stack = _make_stack(scenario, run_dir)
+        self.stack = _make_stack(scenario, run_dir)
         self.sampler = Sampler(ProcessMeter(self.stack.replicas), self.clock, run_dir / art.USAGE)
         self.traffic: Traffic | None = None
+        self.faults: FaultTimeline | None = None
         self.progress = Progress(scenario.traffic.total_duration, live=live)
         self.manifest = art.Manifest(
             run_id=run_dir.name, scenario_name=scenario.name,
@@ -112,8 +117,17 @@ class Run:
         art.write_manifest(self.run_dir, self.manifest)
         self.sampler.start()
         self.traffic = Traffic(self.scenario, self.stack.entry_url(), self.recorder)
+        self.faults = self._fault_timeline(self.traffic)
         self.traffic.start()
         self._drive(self.traffic)
+
+    def _fault_timeline(self, traffic: Traffic) -> FaultTimeline:
+        proxy = self.stack.proxy.client() if self.stack.proxy is not None else None
+        ctx = FaultContext(self.stack, self.stop_flag, proxy, traffic.schedule, self.sampler,
+                           self.run_dir)
+        return FaultTimeline(self.scenario.faults, lambda spec: build_fault(ctx, spec),
+                             FaultLog(self.run_dir / art.FAULTS),
+                             lambda name: self._enter_phase(name, True))
 
     def _drive(self, traffic: Traffic) -> None:
         t = self.scenario.traffic
@@ -123,10 +137,13 @@ class Run:
         last_flush = time.time()
         for name, length, priced in plan:
             self._enter_phase(name, priced)
-            end = time.time() + length
+            begin = time.time()
+            end = begin + length
             while (now := time.time()) < end:
                 if self.stop_flag.wait(min(TICK_S, end - now)):
                     self.stop_flag.raise_if_set()
+                if priced and self.faults is not None:
+                    self.faults.poll(time.time() - begin)
                 traffic.tick()
                 if time.time() - last_flush >= FLUSH_S:
                     self.recorder.flush()
@@ -150,6 +167,8 @@ class Run:
         self._close_phase()
         self.clock.current = "teardown"
         steps: list[tuple[str, Any]] = []
+        if self.faults is not None:
+            steps.append(("fault reverts", self.faults.revert_all))
         if self.traffic is not None:
             steps.append(("traffic", self.traffic.stop))
         steps += [("sampler", self.sampler.stop), ("stack", self.stack.down)]
@@ -157,7 +176,9 @@ class Run:
             try:
                 step()
             except Exception as exc:  # keep tearing down; report the first problem
-                self.manifest.error = self.manifest.error or f"teardown of {what} failed: {exc}"
+                self.manifest.error = self.manifest.error or f"{what} failed: {exc}"
+                if self.manifest.status == "completed":
+                    self.manifest.status = "failed"
         records = self.recorder.close()
         self._traffic_summary(records)
         self.manifest.ended_at = time.time()
@@ -177,10 +198,11 @@ class Run:
         self.manifest.traffic = info
 
 
-def _make_stack(scenario: Scenario, run_dir: Path) -> Stack:
+def _make_stack(scenario: Scenario, run_dir: Path) -> LocalStack:
     if scenario.target.runtime == "docker":
         raise RunFailed("the docker runtime is not available in this version; use --runtime local")
-    return LocalStack(scenario, run_dir)
+    proxied = frozenset(f.target for f in scenario.faults if f.kind in PROXIED_KINDS)
+    return LocalStack(scenario, run_dir, proxied)
 
 
 def _versions() -> dict[str, str]:

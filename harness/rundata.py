@@ -11,7 +11,7 @@ foreign one raises :class:`ArtifactError` naming the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -68,12 +68,21 @@ USAGE_COLUMNS: tuple[str, ...] = (
     "alive",
     "phase",
 )
+# Above IN_MEMORY_ROWS request records, ``requests`` holds only SLIM_COLUMNS (what exact
+# percentiles and the timeline need) and the cost engine streams the file in BATCH_ROWS slices.
+SLIM_COLUMNS: tuple[str, ...] = ("start", "latency_ms", "endpoint", "method", "error", "phase")
+IN_MEMORY_ROWS = 2_000_000
+BATCH_ROWS = 1_000_000
 FALLBACK_PHASE = "run"  # the one priced window of a manifest that recorded no phases
 
 
 @dataclass(frozen=True)
 class RunData:
-    """A run's artifacts in memory. ``notes`` says what was missing or empty."""
+    """A run's artifacts in memory. ``notes`` says what was missing or empty.
+
+    For a large run (``streamed`` is set) ``requests`` holds SLIM_COLUMNS only; read every
+    column through :meth:`priced_batches`, which works for both cases.
+    """
 
     run_dir: Path
     manifest: Manifest
@@ -81,6 +90,8 @@ class RunData:
     usage: pd.DataFrame
     faults: list[dict[str, Any]]
     notes: tuple[str, ...] = ()
+    streamed: Path | None = None  # the requests file priced_batches streams from
+    request_columns: tuple[str, ...] = REQUEST_COLUMNS
 
     @cached_property
     def priced_windows(self) -> tuple[PhaseWindow, ...]:
@@ -107,13 +118,31 @@ class RunData:
     @cached_property
     def priced_requests(self) -> pd.DataFrame:
         """Requests of priced phases (all, labelled ``run``, when the manifest has no phases)."""
+        return self._priced(self.requests)
+
+    def priced_batches(self) -> Iterator[pd.DataFrame]:
+        """Priced requests with every loaded column, in slices of at most BATCH_ROWS rows
+        (at least one slice, maybe empty)."""
+        if self.streamed is None:
+            priced = self.priced_requests
+            for offset in range(0, max(len(priced), 1), BATCH_ROWS):
+                yield priced.iloc[offset : offset + BATCH_ROWS]
+            return
+        try:
+            parquet = pq.ParquetFile(self.streamed)
+            columns = list(self.request_columns)
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+                yield self._priced(_to_pandas(pa.Table.from_batches([batch])))
+        except (pa.ArrowException, OSError) as exc:
+            raise ArtifactError(f"{self.streamed}: truncated or unreadable ({exc})") from exc
+
+    def _priced(self, requests: pd.DataFrame) -> pd.DataFrame:
         if not self.manifest.phases:
-            frame = self.requests.copy()
+            frame = requests.copy()
             frame["phase"] = pd.Categorical([FALLBACK_PHASE] * len(frame))
             return frame
-        names = [w.name for w in self.priced_windows]
-        mask = self.requests["phase"].isin(names)
-        return self.requests if bool(mask.all()) else self.requests[mask]
+        mask = requests["phase"].isin([w.name for w in self.priced_windows])
+        return requests if bool(mask.all()) else requests[mask]
 
     def _last_timestamp(self) -> float | None:
         candidates = []
@@ -156,22 +185,31 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 
 
 def read_parquet(
-    path: Path, schema: pa.Schema, columns: Sequence[str]
+    path: Path, schema: pa.Schema, columns: Sequence[str], keep: Sequence[str] | None = None
 ) -> tuple[pd.DataFrame, str | None]:
-    """Read ``columns`` of an artifact; return (frame, note) where note explains zero rows."""
+    """Check ``columns`` of an artifact and read them (or only ``keep``); return (frame, note)
+    where note explains zero rows."""
+    read = list(keep if keep is not None else columns)
     if not path.is_file() or path.stat().st_size == 0:
         state = "missing" if not path.exists() else "empty (0 bytes)"
-        return _to_pandas(schema.empty_table().select(list(columns))), f"{path.name} {state}"
+        return _to_pandas(schema.empty_table().select(read)), f"{path.name} {state}"
     try:
         parquet = pq.ParquetFile(path)
         _check_schema(path, parquet.schema_arrow, schema, columns)
-        table = parquet.read(columns=list(columns))
+        table = parquet.read(columns=read)
     except ArtifactError:
         raise
     except (pa.ArrowException, OSError) as exc:
         raise ArtifactError(f"{path}: truncated or not a Parquet file ({exc})") from exc
     note = f"{path.name} has no rows" if table.num_rows == 0 else None
     return _to_pandas(table), note
+
+
+def _row_count(path: Path) -> int:
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (pa.ArrowException, OSError):
+        return 0  # missing, empty or broken: read_parquet says which
 
 
 def read_faults(path: Path) -> list[dict[str, Any]]:
@@ -202,12 +240,19 @@ def load_run(
     run_dir: Path,
     request_columns: Sequence[str] = REQUEST_COLUMNS,
     usage_columns: Sequence[str] = USAGE_COLUMNS,
+    in_memory_rows: int = IN_MEMORY_ROWS,
 ) -> RunData:
-    """Load a run directory (manifest, requests, usage, faults) or raise ArtifactError."""
+    """Load a run directory (manifest, requests, usage, faults) or raise ArtifactError.
+
+    More than ``in_memory_rows`` request records are not loaded whole (see RunData)."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    requests, requests_note = read_parquet(run_dir / REQUESTS, REQUEST_SCHEMA, request_columns)
+    path = run_dir / REQUESTS
+    streamed = path if _row_count(path) > in_memory_rows else None
+    keep = [c for c in request_columns if c in SLIM_COLUMNS] if streamed else None
+    requests, requests_note = read_parquet(path, REQUEST_SCHEMA, request_columns, keep)
     usage, usage_note = read_parquet(run_dir / USAGE, USAGE_SCHEMA, usage_columns)
     notes = tuple(n for n in (requests_note, usage_note) if n)
     faults = read_faults(run_dir / FAULTS)
-    return RunData(run_dir, manifest, requests, usage, faults, notes)
+    columns = tuple(request_columns)
+    return RunData(run_dir, manifest, requests, usage, faults, notes, streamed, columns)

@@ -1,17 +1,11 @@
-"""Billing models: what each service (and each usage-priced item) costs in each priced phase.
+"""Charges: priced quantities before attribution, and the usage-priced items.
 
-* ``instance``   provisioned vCPU and memory x replica-alive time, max(request, usage) per sample
-* ``usage``      consumed CPU-seconds and RSS GiB-seconds
-* ``serverless`` app services: a per-request fee plus each request's duration (rounded up to
-  the book's granularity) x vCPU (only where the book has ``vcpu_second``) and x memory
-  (provisioned, else the peak RSS seen); backing services: a price per operation (DB read/write
-  units, cache operations). Without request records or operation counts a serverless service
-  falls back to the usage model and says so.
-
-Usage-priced items are charged whatever the model: egress (response bytes), log ingestion,
-external calls per vendor; database / cache operations when the run has no such service (a
-managed one outside the stack); fixed monthly costs amortized over the projected monthly calls.
-A charge whose quantity is positive and whose price the book lacks raises PriceBookError.
+A :class:`Charge` is one priced quantity of one service (or item) in one priced phase. Billing
+models (``billing.py``) make the charges of services; this module makes the usage-priced ones,
+charged whatever the model: egress (response bytes), log ingestion, external calls per vendor,
+database / cache operations when the run has no such service (a managed one outside the
+stack), and fixed monthly costs amortized over the projected monthly calls. A charge whose
+quantity is positive and whose price the book lacks raises PriceBookError naming the key.
 """
 
 from __future__ import annotations
@@ -20,16 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.artifacts import PhaseWindow
-from harness.cost.metering import GIB, Metering
+from harness.cost.metering import Metering
 from harness.cost.pricebook import Price, PriceBook
 from harness.cost.quantities import EXTERNAL_COLUMN, RequestTotals, vendors
 from harness.cost.services import ServiceSpec
 from harness.cost.units import EXTERNAL_PREFIX
 from harness.errors import PriceBookError
 
-SECONDS_PER_MONTH = 30 * 86_400
-CPU_WEIGHTS = ("cpu_ms", "latency_ms")
-BACKING_WEIGHTS = {"cache": "cache_ops", "database": "db_ops"}
 FOCUS_CATEGORY = {
     "compute": "Compute",
     "memory": "Compute",
@@ -41,6 +32,11 @@ FOCUS_CATEGORY = {
     "external": "Other",
     "amortized": "Other",
 }
+OPERATIONS = {
+    "cache": (("cache_ops", "cache_op"),),
+    "database": (("db_reads", "db_read"), ("db_writes", "db_write")),
+}
+USAGE_PRICED = "usage-priced"
 
 
 @dataclass(frozen=True)
@@ -73,6 +69,8 @@ class Charge:
 
 @dataclass(frozen=True)
 class PricingContext:
+    """What pricing one run needs: the book, the services, metered usage, request totals."""
+
     book: PriceBook
     services: Mapping[str, ServiceSpec]
     metering: Metering
@@ -98,154 +96,52 @@ def require(book: PriceBook, keys: Sequence[str], used: str) -> Price:
     return price
 
 
-def _category(spec: ServiceSpec, resource: str) -> str:
-    return spec.role if spec.backing else ("compute" if resource == "cpu" else "memory")
-
-
-def _weights(
-    spec: ServiceSpec, phase: str, ctx: PricingContext
-) -> tuple[tuple[str, ...], str | None]:
-    if spec.name in ctx.receivers(phase):
-        return (*CPU_WEIGHTS, "calls"), spec.name
-    if spec.backing:
-        return (BACKING_WEIGHTS[spec.role], "latency_ms", "calls"), None
-    return ("latency_ms", "calls"), None
-
-
-def metered(
-    spec: ServiceSpec, phase: str, model: str, ctx: PricingContext, note: str = ""
-) -> list[Charge]:
-    """Instance or usage billing of one service in one phase, from its usage samples."""
-    totals = ctx.metering.total(spec.name, phase)
-    prefix = "inst" if model == "instance" else "consumed"
-    cpu_basis, mem_basis = f"{prefix}_cpu_s", f"{prefix}_mem_gib_s"
-    cpu_q, mem_q = totals[cpu_basis], totals[mem_basis]
-    explained = totals["consumed_cpu_s"] / cpu_q if cpu_q > 0 else 0.0
-    weights, recv = _weights(spec, phase, ctx)
-    where = f"service {spec.name}, phase {phase}, {model} billing"
-    charges = []
-    for resource, quantity, basis, keys, unit in (
-        ("cpu", cpu_q, cpu_basis, ("vcpu_hour", "vcpu_second"), "vCPU-seconds"),
-        ("memory", mem_q, mem_basis, ("memory_gib_hour", "memory_gib_second"), "GiB-seconds"),
-    ):
-        if quantity <= 0:
-            continue
-        price = require(ctx.book, keys, f"{quantity:.6g} {unit} ({where})")
-        charges.append(
-            Charge(
-                spec.name,
-                phase,
-                _category(spec, resource),
-                price,
-                quantity,
-                model,
-                "time",
-                basis,
-                weights,
-                recv,
-                min(explained, 1.0),
-                resource,
-                note,
-                spec.role,
-            )
-        )
-    return charges
-
-
-def serverless_app(spec: ServiceSpec, phase: str, ctx: PricingContext) -> list[Charge]:
-    """Per-request fee plus billed duration x (vCPU, memory) for an app service."""
-    book, name = ctx.book, spec.name
-    billed_s = ctx.phase_sum(phase, "billed_ms", name) / 1000.0
-    calls = ctx.phase_sum(phase, "calls", name)
-    memory = spec.memory or ctx.metering.peak_rss.get(name, 0.0)
-    note = "" if spec.memory else "memory = peak RSS (no memory provisioned)"
-    where = f"service {name}, phase {phase}, serverless billing"
-    items: list[tuple[str, Price | None, float, str, str]] = [
-        ("compute", book.get("vcpu_second"), billed_s * (spec.cpu or 1.0), "billed_ms", ""),
-        (
-            "memory",
-            require(book, ("memory_gib_second",), f"{billed_s:.6g} s ({where})"),
-            billed_s * memory / GIB,
-            "billed_ms",
-            note,
-        ),
-        (
-            "requests",
-            require(book, ("request",), f"{calls:.0f} requests ({where})"),
-            calls,
-            "calls",
-            "",
-        ),
-    ]
-    return [
-        Charge(
-            name,
-            phase,
-            category,
-            price,
-            quantity,
-            "serverless",
-            "requests",
-            basis,
-            (basis,),
-            name,
-            note=why,
-            role=spec.role,
-        )
-        for category, price, quantity, basis, why in items
-        if price is not None and quantity > 0
-    ]
+def per_request(
+    service: str,
+    phase: str,
+    category: str,
+    price: Price,
+    quantity: float,
+    column: str,
+    *,
+    model: str = USAGE_PRICED,
+    recv: str | None = None,
+    role: str = "app",
+    note: str = "",
+) -> Charge:
+    """A charge proportional to one request column, attributed by that column."""
+    return Charge(
+        service=service,
+        phase=phase,
+        category=category,
+        price=price,
+        quantity=quantity,
+        model=model,
+        driver="requests",
+        basis=column,
+        weights=(column,),
+        recv=recv,
+        role=role,
+        note=note,
+    )
 
 
 def operations(
     role: str, service: str, phase: str, model: str, ctx: PricingContext
 ) -> list[Charge]:
     """Per-operation charges of a serverless or managed cache / database."""
-    columns = {
-        "cache": (("cache_ops", "cache_op"),),
-        "database": (("db_reads", "db_read"), ("db_writes", "db_write")),
-    }[role]
     charges = []
-    for column, key in columns:
+    for column, key in OPERATIONS[role]:
         quantity = ctx.phase_sum(phase, column)
         if quantity > 0:
-            price = require(
-                ctx.book, (key,), f"{quantity:.0f} {column} (service {service}, phase {phase})"
-            )
-            charges.append(
-                Charge(
-                    service,
-                    phase,
-                    role,
-                    price,
-                    quantity,
-                    model,
-                    "requests",
-                    column,
-                    (column,),
-                    role=role,
-                )
-            )
+            used = f"{quantity:.0f} {column} (service {service}, phase {phase})"
+            price = require(ctx.book, (key,), used)
+            charges.append(per_request(service, phase, role, price, quantity, column,
+                                       model=model, role=role))  # fmt: skip
     return charges
 
 
-def service_charges(spec: ServiceSpec, phase: str, model: str, ctx: PricingContext) -> list[Charge]:
-    """What one service costs in one phase under ``model``."""
-    if not spec.billed:
-        return []
-    if model != "serverless":
-        return metered(spec, phase, model, ctx)
-    if spec.backing:
-        ops = operations(spec.role, spec.name, phase, model, ctx)
-        fallback = "serverless without operation counts: priced by usage"
-        return ops or metered(spec, phase, "usage", ctx, fallback)
-    if spec.name in ctx.receivers(phase):
-        return serverless_app(spec, phase, ctx)
-    return metered(spec, phase, "usage", ctx, "serverless without request records: priced by usage")
-
-
-def item_charges(phase: str, ctx: PricingContext) -> list[Charge]:
-    """Usage-priced items of one phase: egress, logs, external calls, managed backing services."""
+def _bytes(phase: str, ctx: PricingContext) -> list[Charge]:
     charges = []
     for recv in ctx.receivers(phase):
         for column, key, category in (
@@ -255,97 +151,46 @@ def item_charges(phase: str, ctx: PricingContext) -> list[Charge]:
             gigabytes = ctx.phase_sum(phase, column, recv) / 1e9
             if gigabytes > 0:
                 price = require(ctx.book, (key,), f"{gigabytes:.6g} GB of {column} (phase {phase})")
-                charges.append(
-                    Charge(
-                        recv,
-                        phase,
-                        category,
-                        price,
-                        gigabytes,
-                        "usage-priced",
-                        "requests",
-                        column,
-                        (column,),
-                        recv,
-                    )
-                )
+                charges.append(per_request(recv, phase, category, price, gigabytes, column,
+                                           recv=recv))  # fmt: skip
+    return charges
+
+
+def _external(phase: str, ctx: PricingContext) -> list[Charge]:
+    charges = []
     for vendor in vendors(ctx.totals.overall.index):
-        column, key = EXTERNAL_COLUMN + vendor, EXTERNAL_PREFIX + vendor
+        column = EXTERNAL_COLUMN + vendor
         calls = ctx.phase_sum(phase, column)
         if calls > 0:
-            price = require(ctx.book, (key,), f"{calls:.0f} calls to {vendor} (phase {phase})")
-            charges.append(
-                Charge(
-                    vendor,
-                    phase,
-                    "external",
-                    price,
-                    calls,
-                    "usage-priced",
-                    "requests",
-                    column,
-                    (column,),
-                    role="external",
-                )
-            )
-    roles = {spec.role for spec in ctx.services.values()}
-    for role in ("cache", "database"):
-        if role not in roles:
-            charges += operations(role, f"{role} (managed)", phase, "usage-priced", ctx)
-    return charges + amortized(phase, ctx)
+            used = f"{calls:.0f} calls to {vendor} (phase {phase})"
+            price = require(ctx.book, (EXTERNAL_PREFIX + vendor,), used)
+            charges.append(per_request(vendor, phase, "external", price, calls, column,
+                                       role="external"))  # fmt: skip
+    return charges
 
 
 def amortized(phase: str, ctx: PricingContext) -> list[Charge]:
     """Fixed monthly costs: this phase's calls' share of a month's projected calls."""
     calls = ctx.phase_sum(phase, "calls")
-    if not ctx.book.fixed_monthly or not ctx.monthly_calls or calls <= 0:
+    if not ctx.monthly_calls or calls <= 0:
         return []
-    months = calls / ctx.monthly_calls
-    return [
-        Charge(
-            name,
-            phase,
-            "amortized",
-            Price(
-                "fixed_monthly",
-                amount,
-                f"{ctx.book.currency}/month",
-                "month",
-                "month",
-                1.0,
-                "price book fixed_monthly",
-            ),
-            months,
-            "amortized",
-            "requests",
-            "calls",
-            ("calls",),
-        )
-        for name, amount in ctx.book.fixed_monthly.items()
-        if amount > 0
-    ]
-
-
-def build_charges(ctx: PricingContext, override: str | None) -> list[Charge]:
-    """Every charge of the run, phase by phase."""
-    charges: list[Charge] = []
-    for window in ctx.windows:
-        for spec in ctx.services.values():
-            charges += service_charges(spec, window.name, spec.model(override), ctx)
-        charges += item_charges(window.name, ctx)
+    charges = []
+    for name, amount in ctx.book.fixed_monthly.items():
+        price = Price(key="fixed_monthly", unit_price=amount, unit=f"{ctx.book.currency}/month",
+                      pricing_unit="month", base_unit="month", size=1.0,
+                      source="price book fixed_monthly")  # fmt: skip
+        months = calls / ctx.monthly_calls
+        if amount > 0:
+            charges.append(per_request(name, phase, "amortized", price, months, "calls",
+                                       model="amortized", role="fixed"))  # fmt: skip
     return charges
 
 
-def monthly_calls(
-    book: PriceBook, scenario: Mapping[str, object], calls: float, duration_s: float
-) -> float | None:
-    """Projected monthly calls: ``monthly_calls`` from pricing or overrides, else rate x 30 days."""
-    pricing = scenario.get("pricing")
-    given = pricing.get("monthly_calls") if isinstance(pricing, Mapping) else None
-    if isinstance(given, int | float) and not isinstance(given, bool) and given > 0:
-        return float(given)
-    if book.monthly_calls:
-        return book.monthly_calls
-    if calls <= 0 or duration_s <= 0:
-        return None
-    return calls / duration_s * SECONDS_PER_MONTH
+def item_charges(phase: str, ctx: PricingContext) -> list[Charge]:
+    """Usage-priced items of one phase: bytes, external calls, managed backing services, fixed."""
+    charges = _bytes(phase, ctx) + _external(phase, ctx)
+    roles = {spec.role for spec in ctx.services.values()}
+    for role in ("cache", "database"):
+        if role not in roles:
+            charges += operations(role, f"{role} (managed)", phase, USAGE_PRICED, ctx)
+    return charges + amortized(phase, ctx)

@@ -43,7 +43,7 @@ def prepare_inputs(run: RunData, granularity_ms: float) -> LedgerInputs:
     entry = entry_service(services)
     t0 = run.manifest.started_at
     context = QuantityContext(t0, granularity_ms, replica_services(run.usage), entry)
-    requests = aggregate_requests(run.priced_requests, context)
+    requests = aggregate_requests(run.priced_batches(), context)
     keys = [*GROUP_KEYS, "service"]
     sums = [c for c in requests.columns if c not in (*keys, "sec")]
     groups = (

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 
 from harness.artifacts import PhaseWindow
 from harness.cost.attribution import Allocation, allocate
-from harness.cost.charges import PricingContext, build_charges, monthly_calls
+from harness.cost.billing import build_charges, monthly_calls
+from harness.cost.charges import PricingContext
 from harness.cost.inputs import LedgerInputs, prepare_inputs
 from harness.cost.pricebook import PriceBook
 from harness.cost.services import check_model

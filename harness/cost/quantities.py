@@ -2,11 +2,12 @@
 
 Everything the cost engine prices or attributes by is linear in per-request quantities
 (calls, CPU ms, latency, billed serverless duration, bytes, operations, external calls), so the
-engine never needs the rows themselves: one aggregation, done in slices of ``CHUNK_ROWS`` to
-bound memory, feeds the ledger, the summary and the confidence intervals. ``service`` is the
-service that received the request (its ``replica`` mapped through usage samples; the entry
-service when unknown). Counter columns hold sums with not-reported as 0, and ``<counter>_n``
-counts the requests that reported it.
+engine never needs the rows themselves: one aggregation feeds the ledger, the summary and the
+confidence intervals. ``service`` is the service that received the request (its ``replica``
+mapped through usage samples; the entry service when unknown). Batches of requests are
+aggregated one by one and the partial sums summed again, so memory stays bounded by one batch.
+Counter columns hold sums with not-reported as 0; ``<counter>_n`` counts the requests that
+reported it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ COUNTERS = (
     "log_bytes",
 )
 EXTERNAL_COLUMN = "ext:"  # prefix of the per-vendor call-count columns
-CHUNK_ROWS = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +104,9 @@ def _sum(frame: pd.DataFrame) -> pd.DataFrame:
     return grouped.sum().reset_index()
 
 
-def aggregate_requests(requests: pd.DataFrame, ctx: QuantityContext) -> pd.DataFrame:
-    """Sum the quantities of ``requests`` per KEYS (slice by slice for large runs)."""
-    if not len(requests):
-        return _derive(requests, ctx)
-    parts = [
-        _sum(_derive(requests.iloc[i : i + CHUNK_ROWS], ctx))
-        for i in range(0, len(requests), CHUNK_ROWS)
-    ]
+def aggregate_requests(batches: Iterable[pd.DataFrame], ctx: QuantityContext) -> pd.DataFrame:
+    """Sum the quantities of request ``batches`` (at least one, maybe empty) per KEYS."""
+    parts = [_sum(_derive(batch, ctx)) for batch in batches]
     if len(parts) == 1:
         return parts[0]
     merged = pd.concat(parts, ignore_index=True).fillna({c: 0.0 for c in _vendor_columns(parts)})

@@ -29,10 +29,13 @@ def serve_wsgi(app: WSGIApplication, port: int | None = None, threads: int = 8) 
     """
     import waitress  # only WSGI services need waitress
 
+    from harness.instrument.control import ControlWatcher, start_control_watcher
+
     host = os.environ.get("HARNESS_BIND_HOST") or "127.0.0.1"
     sock = _listen_socket(host, _port(port))
     socket_map: dict[int, Any] = {}
     previous: dict[int, Any] = {}
+    watcher: ControlWatcher | None = None
     try:
         server = waitress.create_server(
             app,
@@ -46,8 +49,11 @@ def serve_wsgi(app: WSGIApplication, port: int | None = None, threads: int = 8) 
         )
         for stop in (signal.SIGTERM, signal.SIGINT):
             previous[stop] = signal.signal(stop, _exit)
+        watcher = start_control_watcher()
         server.run()  # returns on SystemExit after stopping the worker threads
     finally:
+        if watcher is not None:
+            watcher.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _close_all(socket_map)

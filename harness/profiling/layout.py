@@ -5,7 +5,8 @@
     profiles/
       index.json                          what is stored (ProfileIndex), rewritten atomically
       <service>/<phase>/<endpoint>.folded  "frame;frame;frame <CPU nanoseconds>" per line
-      <service>/<phase>/<endpoint>.pb.gz   the same stacks as a gzipped pprof (lines kept)
+      <service>/<phase>/<endpoint>.pb.gz   the same stacks as a gzipped pprof (lines kept;
+                                          rewritten once a minute and when the run stops)
 
 Names are percent-encoded (``GET /items`` → ``GET%20%2Fitems``), so any label is a safe
 file name; the index maps the files back to the real names.
@@ -39,7 +40,7 @@ class ProfileEntry(BaseModel):
     cpu_s: float
     uploads: int
     folded: str
-    pprof: str
+    pprof: str | None  # None until the merged pprof is first written
     first_arrival: float  # Unix seconds of the first and last upload stored here
     last_arrival: float
 

@@ -1,121 +1,150 @@
-"""The embedded Pyroscope receiver: agents in the targets push CPU profiles to it.
+"""The embedded Pyroscope receiver, in its own process: ``python -m harness.profiling.receiver``.
 
-It serves, on 127.0.0.1:
+:class:`ProfileReceiver` starts it, hands out its ``url`` (the targets'
+``HARNESS_PYROSCOPE_URL``), tells it the run's phase, and stops it after the agents' last
+upload. The server itself is :class:`~harness.profiling.server.ReceiverServer`.
 
-* ``POST /push.v1.PusherService/Push`` — the push API of ``pyroscope-io`` ≥ 1.0 (Connect
-  unary, ``application/proto`` or JSON, gzip body; each raw profile a pprof, gzipped or not);
-* ``POST /ingest`` — the legacy API (``format=folded`` or ``pprof``, or a multipart upload);
-* ``GET /ready`` — 200 once serving.
-
-A bad payload is answered 400 ``{"code": "invalid_argument", "message": …}``, a body over
-``max_body`` bytes (or inflating past 8× that) 413; the receiver keeps serving either way.
-
-It runs in the harness process, in a ``ThreadingHTTPServer`` thread. Under gevent's monkey
-patching (the harness runs Locust) the threads are greenlets and the sockets cooperative, so
-it still serves concurrently; decoding one upload takes milliseconds of CPU every upload
-interval, too little to disturb the load generator. In-process, the phase of the run is a
-plain callable and the receiver shares the run's lifetime: nothing can be left running.
+Why a process of its own: the harness process runs Locust on gevent, and decoding an upload
+is CPU-bound Python. In-process, that work runs on the gevent hub and stalls every simulated
+user while it runs: measured here, 290–480 ms for one large upload (1000 stacks) on a busy
+2-core machine, inflating the latencies the harness is there to measure. In its own process
+it costs the load generator nothing but a core's share. The process is started in its own
+session (a Ctrl-C reaches only the harness, which then stops it in order) and exits by itself
+when the harness process disappears.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import logging
-import math
+import os
+import secrets
+import signal
+import sys
 import threading
 import time
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import urllib.error
+import urllib.request
 from pathlib import Path
-from types import TracebackType
-from urllib.parse import urlsplit
+from types import FrameType, TracebackType
 
-from harness.errors import HarnessError, MeteringError
-from harness.profiling.ingest import Upload, decode_ingest, decode_push
-from harness.profiling.layout import ProfileIndex
-from harness.profiling.proto import InvalidProfile, PayloadTooLarge
-from harness.profiling.store import PhaseSource, ProfileStore
+from harness.errors import MeteringError, TargetError
+from harness.profiling.layout import ProfileIndex, load_index
+from harness.profiling.server import (
+    MAX_BODY,
+    PHASE_PATH,
+    STOP_PATH,
+    TOKEN_HEADER,
+    UPLOAD_GRACE_S,
+    UPLOAD_INTERVAL_S,
+    ReceiverServer,
+)
+from harness.stack.process import ChildProcess
+from harness.util import atomic_write_json
 
-__all__ = ["MAX_BODY", "PUSH_PATH", "ProfileReceiver"]
+__all__ = ["ProfileReceiver", "main"]
 
-LOG = logging.getLogger(__name__)
-PUSH_PATH = "/push.v1.PusherService/Push"
-INGEST_PATH = "/ingest"
-MAX_BODY = 32 * 1024 * 1024
-INFLATE_FACTOR = 8  # a gzip body may inflate to this many times MAX_BODY
-UPLOAD_INTERVAL_S = 10.0  # the agents' default upload_interval
-UPLOAD_GRACE_S = 2.0  # from a window's end to its upload having arrived
+READY_FILE = ".receiver-ready.json"
+LOG_FILE = "receiver.log"
+START_TIMEOUT_S = 30.0
+TOKEN_ENV = "HARNESS_RECEIVER_TOKEN"
 
 
 class ProfileReceiver:
-    """Receives profiles into ``out_dir`` (``RUN_DIR/profiles``) until :meth:`stop`.
+    """Starts the receiver process storing into ``out_dir`` (``RUN_DIR/profiles``).
 
-    ``phase()`` names the run's current phase; each upload is stored under the phase current
-    when it arrives. The server is listening once the constructor returns; ``url`` is what
-    targets get as ``HARNESS_PYROSCOPE_URL``.
+    Set :attr:`phase` whenever the run changes phase; uploads are stored under the phase
+    current when they arrive. Always call :meth:`stop` (or use ``with``).
     """
 
-    def __init__(self, out_dir: Path, phase: PhaseSource = lambda: "run", *,
-                 max_body: int = MAX_BODY, upload_interval_s: float = UPLOAD_INTERVAL_S,
+    def __init__(self, out_dir: Path, phase: str = "run", *, max_body: int = MAX_BODY,
+                 upload_interval_s: float = UPLOAD_INTERVAL_S,
                  upload_grace_s: float = UPLOAD_GRACE_S) -> None:  # fmt: skip
-        self.store = ProfileStore(out_dir, phase)
-        self.max_body = max_body
-        self.upload_interval_s = upload_interval_s
-        self.upload_grace_s = upload_grace_s
-        self._agents: dict[str, _Agent] = {}
-        self._agents_lock = threading.Lock()
+        self.out_dir = out_dir
+        self._phase = phase
+        self._token = secrets.token_hex(16)
         try:
-            self._server = _Server(("127.0.0.1", 0), _Handler, self)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / READY_FILE).unlink(missing_ok=True)
         except OSError as exc:
-            raise MeteringError(f"cannot start the profile receiver on 127.0.0.1 ({exc})") \
+            raise MeteringError(f"{out_dir}: cannot create the profiles directory ({exc})") \
                 from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
-                                        name="profile-receiver", daemon=True)  # fmt: skip
-        self._thread.start()
+        argv = [sys.executable, "-m", "harness.profiling.receiver", "--out", str(out_dir),
+                "--phase", phase, "--max-body", str(max_body), "--parent-pid", str(os.getpid()),
+                "--upload-interval", str(upload_interval_s), "--grace", str(upload_grace_s)]
+        env = {**os.environ, TOKEN_ENV: self._token}
+        try:
+            self._proc = ChildProcess("profile-receiver", argv, env, out_dir / LOG_FILE)
+        except TargetError as exc:
+            raise MeteringError(str(exc)) from exc
         self._stopped = False
+        try:
+            self.url = self._wait_ready()
+        except BaseException:
+            self._proc.stop()
+            raise
+
+    def _wait_ready(self) -> str:
+        ready = self.out_dir / READY_FILE
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not ready.exists():
+            if self._proc.exit_code() is not None:
+                raise MeteringError(
+                    f"the profile receiver exited with {self._proc.exit_code()}:\n"
+                    f"{self._proc.tail()}")  # fmt: skip
+            if time.monotonic() > deadline:
+                raise MeteringError(f"the profile receiver did not start in {START_TIMEOUT_S} s")
+            time.sleep(0.05)
+        url: str = json.loads(ready.read_text(encoding="utf-8"))["url"]
+        ready.unlink(missing_ok=True)
+        return url
 
     @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        """Tell the receiver the run's phase (stamped on the uploads that arrive from now)."""
+        self._control(PHASE_PATH, name.encode("utf-8"), timeout=5)
+        self._phase = name
 
     @property
     def index(self) -> ProfileIndex:
-        """A snapshot of what is stored so far (uploads, rejections, entries)."""
-        return self.store.index.model_copy(deep=True)
+        """What is stored so far (uploads, rejections, entries), as on disk."""
+        return load_index(self.out_dir)
 
     def stop(self, drain_s: float = 15.0) -> bool:
-        """Wait for the agents' last upload (at most ``drain_s``), then close the server.
+        """Wait for the agents' last upload (at most ``drain_s``), then stop the process.
 
-        Agents upload every interval, and skip windows without samples. An agent is drained
-        once it has uploaded a window that reaches the moment ``stop`` was called, or once
-        its window holding that moment has closed (plus a grace period) with no upload.
-        With no agent seen yet the whole ``drain_s`` is waited. True when all drained.
+        Call it before the targets stop: an agent uploads every 10 s and skips empty
+        windows, so the last window of the run arrives up to 10 s after load stops. True when
+        every agent seen was drained; False also when the receiver had already died.
         """
         if self._stopped:
             return True
-        now = time.time()
-        deadline = now + drain_s
-        drained = self._wait_drained(now, deadline)
         self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        try:
+            answer = self._control(STOP_PATH, str(drain_s).encode(), timeout=drain_s + 10)
+            drained = bool(json.loads(answer).get("drained"))
+        except (MeteringError, ValueError):
+            drained = False
+        finally:
+            self._proc.stop()
         return drained
 
-    def _wait_drained(self, since: float, deadline: float) -> bool:
-        while True:
-            with self._agents_lock:
-                agents = list(self._agents.values())
-            now = time.time()
-            if agents and all(
-                agent.drained(since, now, self.upload_interval_s, self.upload_grace_s)
-                for agent in agents
-            ):
-                return True
-            if now >= deadline:
-                return False
-            time.sleep(min(0.1, deadline - now))
+    def _control(self, path: str, body: bytes, timeout: float) -> bytes:
+        request = urllib.request.Request(self.url + path, body, {TOKEN_HEADER: self._token},
+                                         method="POST")  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                data: bytes = response.read()
+                return data
+        except (urllib.error.URLError, OSError) as exc:
+            raise MeteringError(
+                f"the profile receiver at {self.url} does not answer ({exc}); "
+                f"its log ends:\n{self._proc.tail()}"
+            ) from exc
 
     def __enter__(self) -> ProfileReceiver:
         return self
@@ -124,142 +153,39 @@ class ProfileReceiver:
                  tb: TracebackType | None) -> None:  # fmt: skip
         self.stop(drain_s=0)
 
-    def accept(self, uploads: list[Upload]) -> None:
-        """Store one request's uploads and note which agents sent them (for draining)."""
-        arrival = time.time()
-        self.store.add(uploads, arrival)
-        with self._agents_lock:
-            for upload in uploads:
-                agent = self._agents.setdefault(upload.agent, _Agent())
-                end_ns = upload.profile.start_ns + upload.profile.duration_ns \
-                    if upload.profile is not None else 0
-                agent.saw(end_ns / 1e9 if end_ns else arrival)
+
+def main(argv: list[str] | None = None) -> int:
+    """The receiver process: serve until told to stop, SIGTERM, or the harness is gone."""
+    args = _parse(argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness stops us in order
+    server = ReceiverServer(args.out, os.environ.get(TOKEN_ENV, ""), args.phase,
+                            max_body=args.max_body, upload_interval_s=args.upload_interval,
+                            upload_grace_s=args.grace)  # fmt: skip
+    server.on_stop = stop.set
+    atomic_write_json(args.out / READY_FILE, {"url": server.url, "pid": os.getpid()})
+    while not stop.wait(1.0):
+        if os.getppid() != args.parent_pid:
+            break  # the harness died without stopping us
+    server.stop()
+    return 0
 
 
-class _Agent:
-    """When one agent's uploads arrived, and the end of the last window they covered."""
-
-    __slots__ = ("covered_until", "window_end")
-
-    def __init__(self) -> None:
-        self.covered_until = 0.0
-        self.window_end = 0.0
-
-    def saw(self, window_end: float) -> None:
-        self.covered_until = max(self.covered_until, window_end)
-        self.window_end = max(self.window_end, window_end)
-
-    def drained(self, since: float, now: float, interval: float, grace: float) -> bool:
-        if self.covered_until >= since:
-            return True
-        windows = math.ceil((since - self.window_end) / interval)  # windows are agent-aligned
-        return now >= self.window_end + windows * interval + grace
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m harness.profiling.receiver")
+    parser.add_argument("--out", type=Path, required=True, help="the profiles directory")
+    parser.add_argument("--phase", default="run")
+    parser.add_argument("--max-body", type=int, default=MAX_BODY)
+    parser.add_argument("--parent-pid", type=int, default=os.getppid())
+    parser.add_argument("--upload-interval", type=float, default=UPLOAD_INTERVAL_S)
+    parser.add_argument("--grace", type=float, default=UPLOAD_GRACE_S)
+    return parser.parse_args(argv)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # replicas started together upload together
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 receiver: ProfileReceiver) -> None:  # fmt: skip
-        self.receiver = receiver
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = 30  # a stalled client cannot hold a thread forever
-    server_version = "harness-profile-receiver"
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if urlsplit(self.path).path == "/ready":
-            self._reply(HTTPStatus.OK, b"ready\n", "text/plain")
-        else:
-            self._error(HTTPStatus.NOT_FOUND, "not_found", f"no such path: {self.path}")
-
-    def do_POST(self) -> None:  # noqa: N802
-        parts = urlsplit(self.path)
-        if parts.path not in (PUSH_PATH, INGEST_PATH):
-            self._error(HTTPStatus.NOT_FOUND, "not_found", f"no such path: {parts.path}")
-            return
-        body = self._read_body()
-        if body is None:
-            return
-        try:
-            uploads = self._decode(parts.path, parts.query, body)
-        except PayloadTooLarge as exc:
-            self._reject(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "resource_exhausted", str(exc))
-        except InvalidProfile as exc:
-            self._reject(HTTPStatus.BAD_REQUEST, "invalid_argument", str(exc))
-        except Exception as exc:  # a payload that trips the decoder must not stop the server
-            self._reject(HTTPStatus.BAD_REQUEST, "invalid_argument",
-                         f"cannot decode the payload ({type(exc).__name__}: {exc})")  # fmt: skip
-        else:
-            self._store(uploads, json_reply=parts.path == PUSH_PATH and self._is_json())
-
-    def _decode(self, path: str, query: str, body: bytes) -> list[Upload]:
-        limit = self.server.receiver.max_body * INFLATE_FACTOR
-        content_type = self.headers.get("Content-Type", "")
-        if path == PUSH_PATH:
-            encoding = self.headers.get("Content-Encoding", "").strip().lower()
-            return decode_push(body, content_type, encoding, limit)
-        return [decode_ingest(query, body, content_type, limit)]
-
-    def _store(self, uploads: list[Upload], json_reply: bool) -> None:
-        try:
-            self.server.receiver.accept(uploads)
-        except (OSError, HarnessError) as exc:
-            LOG.error("profile receiver: cannot store an upload: %s", exc)
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal", f"cannot store: {exc}")
-            return
-        if json_reply:
-            self._reply(HTTPStatus.OK, b"{}", "application/json")
-        else:
-            self._reply(HTTPStatus.OK, b"", "application/proto")
-
-    def _is_json(self) -> bool:
-        return self.headers.get("Content-Type", "").lower().startswith("application/json")
-
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering 411/413 for a missing or big length."""
-        raw = self.headers.get("Content-Length")
-        if raw is None or not raw.strip().isdigit():
-            self._reject(HTTPStatus.LENGTH_REQUIRED, "invalid_argument",
-                         "a Content-Length header is required")  # fmt: skip
-            return None
-        length, limit = int(raw), self.server.receiver.max_body
-        if length > limit:
-            self._discard(length, 2 * limit)
-            self._reject(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "resource_exhausted",
-                         f"body of {length} bytes is over the {limit}-byte limit")  # fmt: skip
-            return None
-        return self.rfile.read(length)
-
-    def _discard(self, length: int, most: int) -> None:
-        """Read and drop a refused body (up to ``most``) so the client reads our answer."""
-        left = length if length <= most else 0
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            left -= len(chunk)
-
-    def _reject(self, status: HTTPStatus, code: str, message: str) -> None:
-        LOG.debug("profile receiver: %d %s", status, message)
-        self.server.receiver.store.reject(f"{int(status)} {message}")
-        self._error(status, code, message)
-
-    def _error(self, status: HTTPStatus, code: str, message: str) -> None:
-        body = json.dumps({"code": code, "message": message}).encode("utf-8")
-        self._reply(status, body, "application/json")
-
-    def _reply(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        LOG.debug("profile receiver: " + format, *args)
-
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +33,7 @@ from harness.stack.local import _start_order
 from harness.util import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
-    from harness.scenario import Scenario
+    from harness.scenario import Scenario, Service
 
 COMPOSE_FILE = "compose.yml"
 STATE_FILE = "compose.json"
@@ -189,15 +188,13 @@ class ComposeStack:
         inside = self._plan.container_ports[name]
         check = compose_wait.probe(svc.kind, svc.health)
         for container in containers:
-            port = compose_wait.published_port(container, inside)
-            if port is None:
-                raise TargetError(compose_wait.failure(
-                    name, container, f"does not publish port {inside} on 127.0.0.1"))
-            what = (f"{svc.kind} did not answer on port {port}" if svc.kind != "process" else
-                    f"GET {svc.health} on port {port} did not return 2xx" if svc.health else
-                    f"no HTTP answer on port {port}")
-            compose_wait.wait_container(name, container, partial(check, port), timeout,
-                                        what, cancel)
+
+            def ready(container: Container = container) -> bool:
+                port = compose_wait.published_port(container, inside)
+                return port is not None and check(port)
+
+            compose_wait.wait_container(name, container, ready, timeout,
+                                        _health_what(svc, inside), cancel)
 
     def _service_containers(self, name: str) -> list[Container]:
         assert self._client is not None
@@ -241,3 +238,11 @@ class ComposeStack:
                 out.write(text + "\n")
         except OSError:
             pass
+
+
+def _health_what(svc: Service, inside: int) -> str:
+    if svc.kind != "process":
+        return f"{svc.kind} did not answer on its port {inside}"
+    if svc.health is None:
+        return f"no HTTP answer on its port {inside}"
+    return f"GET {svc.health} on its port {inside} did not return 2xx"

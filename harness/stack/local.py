@@ -112,6 +112,12 @@ class LocalStack:
     def port_of(self, service: str) -> int:
         return self._get(service).port
 
+    def kind_of(self, service: str) -> str:
+        return self._get(service).service.kind
+
+    def pids_of(self, service: str) -> list[int]:
+        return [p.pid for p in self._get(service).procs.values() if p.exit_code() is None]
+
     def alive(self, service: str) -> list[str]:
         return [rid for rid, p in self._get(service).procs.items() if p.exit_code() is None]
 

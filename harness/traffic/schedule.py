@@ -7,6 +7,7 @@ k6's ``ramping-arrival-rate`` does; a closed-model stage sets users at its spawn
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ class Schedule:
         self.t = traffic
         self.open = traffic.model == "open"
         self.stages = traffic.stages or []
+        self.multiplier = 1.0  # a traffic burst (autoscale fault) scales the level
 
     def _base_users(self) -> int:
         if self.t.users is not None:
@@ -43,9 +45,10 @@ class Schedule:
         """The level at ``elapsed`` seconds since traffic started (warm-up included)."""
         if self.open:
             pool = int(self.t.max_in_flight)
-            return Level(pool, float(max(pool, 100) * 10), self._rate_at(elapsed))
+            rate = self._rate_at(elapsed) * self.multiplier
+            return Level(pool, float(min(pool, 100)), rate)  # Locust warns above 100/s
         users, spawn = self._users_at(elapsed)
-        return Level(users, spawn, None)
+        return Level(math.ceil(users * self.multiplier), spawn, None)
 
     def _users_at(self, elapsed: float) -> tuple[int, float]:
         users = self._base_users()

@@ -66,8 +66,8 @@ def test_sample_with_two_replicas_up_metered_and_down(
     for rep in apps:
         got = samples[rep.replica]
         assert got.alive and got.cpu_s > 0.1  # 6 x 30 ms of CPU each, plus start-up
-        assert 10 * 2**20 < got.rss_bytes < 256 * 2**20
-        assert got.net_rx_bytes and got.net_tx_bytes and got.net_tx_bytes > got.net_rx_bytes
+        assert 2**20 < got.rss_bytes < 256 * 2**20  # cgroup memory: anon + active file pages
+        assert got.net_rx_bytes and got.net_tx_bytes
         assert got.mem_limit_bytes == 256 * 2**20 and got.cpu_limit == 0.5
     project = stack.project
     assert (stack.run_dir / STATE_FILE).exists()

@@ -76,7 +76,9 @@ def test_instance_billing_with_measured_cpu(tmp_path: Path) -> None:
     full = ledger.rows.groupby("x_Endpoint")["x_FullCost"].sum()
     assert full["/a"] == pytest.approx(0.011) and full["/b"] == pytest.approx(0.011)
     assert ledger.rows["x_FullCost"].sum() == pytest.approx(0.022)
-    compute = ledger.rows[(ledger.rows["x_Endpoint"] == "/a") & (ledger.rows["x_CostCategory"] == "compute")]
+    compute = ledger.rows[
+        (ledger.rows["x_Endpoint"] == "/a") & (ledger.rows["x_CostCategory"] == "compute")
+    ]
     assert compute["ConsumedQuantity"].item() == pytest.approx(1.0)  # vCPU-seconds
     assert compute["PricingQuantity"].item() == pytest.approx(1.0 / 3600)  # vCPU-hours
     assert compute["x_CostPerRequest"].item() == pytest.approx(0.001 / 4)
@@ -147,7 +149,9 @@ def test_serverless_rounds_each_request_to_the_granularity(tmp_path: Path) -> No
     assert totals["memory"] == pytest.approx(0.7 * 0.5 * 0.00001)
     assert totals["requests"] == pytest.approx(4 * 0.4e-6)
     assert totals["unattributed"] == 0.0  # idle serverless capacity costs nothing
-    exact = build_ledger(load_run(run_dir), load_price_book(str(path), {"serverless_granularity_ms": 1}))
+    exact = build_ledger(
+        load_run(run_dir), load_price_book(str(path), {"serverless_granularity_ms": 1})
+    )
     assert exact.totals["compute"] == pytest.approx(0.471 * 0.0001)
 
 
@@ -184,9 +188,11 @@ def test_each_phase_is_attributed_to_its_own_requests(tmp_path: Path) -> None:
     svc = service("api", entry=True, cpu=1.0)
     ledger = _ledger(write_run(tmp_path / "run", requests, usage, [svc], phases), tmp_path)
     full = ledger.rows.groupby("x_Phase")["x_FullCost"].sum()
-    calls = ledger.rows[ledger.rows["x_CostCategory"] == "compute"].groupby("x_Phase")[
-        "x_RequestCount"
-    ].sum()
+    calls = (
+        ledger.rows[ledger.rows["x_CostCategory"] == "compute"]
+        .groupby("x_Phase")["x_RequestCount"]
+        .sum()
+    )
     assert "warmup" not in full.index
     assert full["steady"] / calls["steady"] == pytest.approx(0.001)
     assert full["fault"] / calls["fault"] == pytest.approx(0.005)
@@ -212,7 +218,9 @@ def test_external_role_services_are_not_billed(tmp_path: Path) -> None:
 
 def test_no_requests_leaves_everything_unattributed(tmp_path: Path) -> None:
     usage = samples("api", TEN, [0.5 * t for t in TEN], rss=0)
-    run_dir = write_run(tmp_path / "run", None, usage, [service("api", entry=True, billing="usage")])
+    run_dir = write_run(
+        tmp_path / "run", None, usage, [service("api", entry=True, billing="usage")]
+    )
     ledger = _ledger(run_dir, tmp_path)
     assert ledger.totals["total"] == pytest.approx(0.005)
     assert ledger.totals["unattributed"] == pytest.approx(0.005)
@@ -237,3 +245,29 @@ def test_price_run_on_a_crashed_run(tmp_path: Path) -> None:
     assert summary["cost_per_call_usd"] is None and summary["total_cost_usd"] == 0.0
     assert summary["notes"] == ["requests.parquet missing", "usage.parquet missing"]
     assert (run_dir / LEDGER_CSV).is_file() and (run_dir / "summary.json").is_file()
+
+
+def test_large_runs_stream_the_requests_file(tmp_path: Path, monkeypatch: Any) -> None:
+    """Streaming in batches (different categories per batch) prices exactly like in memory."""
+    requests = [
+        request(0.5 + i / 2, f"/{'ab'[i % 2]}", 5.0 + i, tenant=["x", None, "y"][i % 3],
+                cpu_ms=float(i), bytes_out=1000 * i, external="geo=1" if i > 12 else None)
+        for i in range(19)
+    ]  # fmt: skip
+    usage = samples("api", TEN, [0.5 * t for t in TEN], rss=GIB)
+    run_dir = write_run(tmp_path / "run", requests, usage, [service("api", entry=True)])
+    book = load_price_book(
+        str(write_book(tmp_path / "b", prices=SIMPLE_PRICES)), {"external:geo": 1}
+    )
+    whole = build_ledger(load_run(run_dir), book)
+    monkeypatch.setattr("harness.rundata.BATCH_ROWS", 4)
+    run = load_run(run_dir, in_memory_rows=5)
+    assert run.streamed is not None and "cpu_ms" not in run.requests.columns
+    streamed = build_ledger(run, book)
+    assert streamed.totals == pytest.approx(whole.totals)
+    key = ["x_Endpoint", "x_Tenant", "x_CostCategory"]
+    for ledger in (whole, streamed):
+        ledger.rows[key] = ledger.rows[key].astype(str)
+    a = whole.rows.groupby(key)["x_FullCost"].sum()
+    b = streamed.rows.groupby(key)["x_FullCost"].sum()
+    assert b.to_dict() == pytest.approx(a.to_dict())

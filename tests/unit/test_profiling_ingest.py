@@ -50,8 +50,14 @@ def test_push_identity_json_and_series_endpoint_label() -> None:
     body = push({"service_name": "s", "endpoint": "GET /series"}, pprof(UNTAGGED, 5))
     (upload,) = decode_push(body, "application/proto", "", LIMIT)
     assert upload.profile is not None and "GET /series" in upload.profile.by_endpoint
-    doc = {"series": [{"labels": [{"name": "service_name", "value": "j"}],
-                       "samples": [{"rawProfile": base64.b64encode(pprof()).decode()}]}]}
+    doc = {
+        "series": [
+            {
+                "labels": [{"name": "service_name", "value": "j"}],
+                "samples": [{"rawProfile": base64.b64encode(pprof()).decode()}],
+            }
+        ]
+    }
     (upload,) = decode_push(json.dumps(doc).encode(), "application/json", "", LIMIT)
     assert upload.service == "j" and upload.profile is not None
 
@@ -93,8 +99,9 @@ def test_ingest_folded_with_labels_in_the_name() -> None:
     upload = decode_ingest(query, b"a;b 5\n\na;c 10\n", "text/plain", LIMIT)
     assert upload.service == "legacy"
     assert upload.profile is not None
-    assert upload.profile.by_endpoint == {"GET /x": {
-        (("a", "", 0), ("b", "", 0)): 10**8, (("a", "", 0), ("c", "", 0)): 2 * 10**8}}
+    assert upload.profile.by_endpoint == {
+        "GET /x": {(("a", "", 0), ("b", "", 0)): 10**8, (("a", "", 0), ("c", "", 0)): 2 * 10**8}
+    }
     assert (upload.profile.start_ns, upload.profile.duration_ns) == (10**10, 10**10)
 
 

@@ -90,7 +90,9 @@ def test_frame_label_shortens_paths_and_keeps_folded_syntax() -> None:
     assert frame_label(("service", site, 1)) == "service (waitress/task.py)"
     assert frame_label(("run", "/usr/lib/python3.11/threading.py", 1)) == "run (threading.py)"
     assert frame_label(("index", "/srv/shop/app.py", 9)) == "index (shop/app.py)"
-    assert frame_label(("handle", "/usr/lib/python3.11/http/server.py", 1)) == \
-        "handle (http/server.py)"
+    assert (
+        frame_label(("handle", "/usr/lib/python3.11/http/server.py", 1))
+        == "handle (http/server.py)"
+    )
     assert frame_label(("<module>", "<string>", 1)) == "<module> (<string>)"
     assert frame_label(("a;b\nc", "", 0)) == "a:b c"

@@ -90,11 +90,15 @@ def test_cpu_by_endpoint_from_select_series(fake: str) -> None:
 
 def test_export_writes_the_receiver_layout_per_phase(fake: str, tmp_path: Path) -> None:
     query = PyroscopeQuery(fake, basic_auth=("user", "pass"))
-    phases = [PhaseWindow(name="warmup", start=0, end=10, priced=False),
-              PhaseWindow(name="steady", start=10, end=70), PhaseWindow(name="open", start=70)]
+    phases = [
+        PhaseWindow(name="warmup", start=0, end=10, priced=False),
+        PhaseWindow(name="steady", start=10, end=70),
+        PhaseWindow(name="open", start=70),
+    ]
     index = query.export(tmp_path / "profiles", "shop", phases)
     assert {(e.phase, e.endpoint) for e in index.entries} == {
-        (p, ep) for p in ("warmup", "steady") for ep in ("GET /a", UNTAGGED)}
+        (p, ep) for p in ("warmup", "steady") for ep in ("GET /a", UNTAGGED)
+    }
     assert cpu_by_endpoint(tmp_path / "profiles", phase="steady") == {"GET /a": 3.0,
                                                                       UNTAGGED: 1.0}  # fmt: skip
     merges = [c for c in FakePyroscope.seen if c["path"].endswith("SelectMergeProfile")]
@@ -114,5 +118,7 @@ def test_errors_are_clear(fake: str) -> None:
 
 
 def test_selector_escapes_values() -> None:
-    assert selector("s", {"endpoint": 'GET /"x"\\'}) == \
-        '{service_name="s",endpoint="GET /\\"x\\"\\\\"}'
+    assert (
+        selector("s", {"endpoint": 'GET /"x"\\'})
+        == '{service_name="s",endpoint="GET /\\"x\\"\\\\"}'
+    )

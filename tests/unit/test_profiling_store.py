@@ -127,6 +127,9 @@ def test_folded_profile_merges_services_and_phases(tmp_path: Path) -> None:
     phase["now"] = "b"
     writer.add([upload("s1", {"GET /x": {(MAIN, VIEW): S}})])
     assert folded_profile(tmp_path / "p", "GET /x") == {
-        "main (srv/app.py)": 2.0, "main (srv/app.py);view (srv/app.py)": 1.0}
+        "main (srv/app.py)": 2.0,
+        "main (srv/app.py);view (srv/app.py)": 1.0,
+    }
     assert folded_profile(tmp_path / "p", "GET /x", service="s1", phase="a") == {
-        "main (srv/app.py)": 1.0}
+        "main (srv/app.py)": 1.0
+    }

@@ -121,7 +121,7 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
 def test_faults_jsonl_skips_a_cut_last_line_only(tmp_path: Path) -> None:
     run_dir = _run(tmp_path)
     good = json.dumps({"fault": "kill", "status": "reverted"})
-    (run_dir / "faults.jsonl").write_text(f"{good}\n{good}\n{{\"fault\": \"ki", encoding="utf-8")
+    (run_dir / "faults.jsonl").write_text(f'{good}\n{good}\n{{"fault": "ki', encoding="utf-8")
     assert len(load_run(run_dir).faults) == 2
     (run_dir / "faults.jsonl").write_text(f"{good}\nnot json\n{good}\n", encoding="utf-8")
     with pytest.raises(ArtifactError, match="faults.jsonl: line 2 is not JSON"):

@@ -31,25 +31,34 @@ from harness.faults.toxics import (
 
 def test_parse_toxic_fills_toxiproxy_defaults() -> None:
     toxic = parse_toxic({"type": "latency", "attributes": {"latency": 100}})
-    assert toxic.to_json() == {"name": "latency_downstream", "type": "latency",
-                               "stream": "downstream", "toxicity": 1.0,
-                               "attributes": {"latency": 100, "jitter": 0}}
+    assert toxic.to_json() == {
+        "name": "latency_downstream",
+        "type": "latency",
+        "stream": "downstream",
+        "toxicity": 1.0,
+        "attributes": {"latency": 100, "jitter": 0},
+    }
 
 
-@pytest.mark.parametrize("body, needle", [
-    ({"type": "lag"}, "invalid toxic type 'lag'"),
-    ({"type": "latency", "attributes": {"latency": -1}}, "attributes.latency"),
-    ({"type": "latency", "attributes": {"latency": "100"}}, "attributes.latency"),
-    ({"type": "latency", "attributes": {"latncy": 100}}, "attributes.latncy"),
-    ({"type": "latency", "stream": "sideways"}, "stream"),
-    ({"type": "latency", "toxicity": 1.5}, "toxicity"),
-    ({"type": "slicer", "attributes": {"average_size": 10, "size_variation": 10}},
-     "size_variation must be smaller"),
-    ({"type": "http_error", "stream": "upstream"}, "stream must be downstream"),
-    ({"type": "http_error", "attributes": {"status": 200}}, "attributes.status"),
-    ({"type": "http_error", "attributes": {"rate": 2}}, "attributes.rate"),
-    ({"attributes": {}}, "type"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ({"type": "lag"}, "invalid toxic type 'lag'"),
+        ({"type": "latency", "attributes": {"latency": -1}}, "attributes.latency"),
+        ({"type": "latency", "attributes": {"latency": "100"}}, "attributes.latency"),
+        ({"type": "latency", "attributes": {"latncy": 100}}, "attributes.latncy"),
+        ({"type": "latency", "stream": "sideways"}, "stream"),
+        ({"type": "latency", "toxicity": 1.5}, "toxicity"),
+        (
+            {"type": "slicer", "attributes": {"average_size": 10, "size_variation": 10}},
+            "size_variation must be smaller",
+        ),
+        ({"type": "http_error", "stream": "upstream"}, "stream must be downstream"),
+        ({"type": "http_error", "attributes": {"status": 200}}, "attributes.status"),
+        ({"type": "http_error", "attributes": {"rate": 2}}, "attributes.rate"),
+        ({"attributes": {}}, "type"),
+    ],
+)
 def test_bad_toxics_are_400_naming_the_field(body: dict[str, object], needle: str) -> None:
     with pytest.raises(ApiProblem) as caught:
         parse_toxic(body)
@@ -67,20 +76,30 @@ def test_update_merges_attributes_and_redraws_toxicity() -> None:
         updated_toxic(old, {"type": "bandwidth"})
 
 
-@pytest.mark.parametrize("text, listen, expected", [
-    ("127.0.0.1:0", True, "127.0.0.1:0"),
-    ("localhost:8080", True, "127.0.0.1:8080"),
-    ("localhost:8080", False, "localhost:8080"),
-    ("[::1]:9", False, "[::1]:9"),
-])
+@pytest.mark.parametrize(
+    "text, listen, expected",
+    [
+        ("127.0.0.1:0", True, "127.0.0.1:0"),
+        ("localhost:8080", True, "127.0.0.1:8080"),
+        ("localhost:8080", False, "localhost:8080"),
+        ("[::1]:9", False, "[::1]:9"),
+    ],
+)
 def test_loopback_addresses_parse(text: str, listen: bool, expected: str) -> None:
     assert str(Address.parse(text, "listen", listen)) == expected
 
 
-@pytest.mark.parametrize("text, listen", [
-    ("0.0.0.0:8080", True), ("10.0.0.1:80", False), ("example.com:80", False),
-    ("127.0.0.1", True), ("127.0.0.1:0", False), ("127.0.0.1:70000", True),
-])
+@pytest.mark.parametrize(
+    "text, listen",
+    [
+        ("0.0.0.0:8080", True),
+        ("10.0.0.1:80", False),
+        ("example.com:80", False),
+        ("127.0.0.1", True),
+        ("127.0.0.1:0", False),
+        ("127.0.0.1:70000", True),
+    ],
+)
 def test_other_addresses_are_refused(text: str, listen: bool) -> None:
     with pytest.raises(ApiProblem) as caught:
         Address.parse(text, "listen", listen)
@@ -165,8 +184,10 @@ def test_first_n_fails_exactly_n_requests() -> None:
 
 GET = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 POST = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-CHUNKED = (b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-           b"3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n")
+CHUNKED = (
+    b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n"
+)
 
 
 def _messages(splitter: Splitter, stream: bytes, step: int) -> list[bytes]:
@@ -174,7 +195,7 @@ def _messages(splitter: Splitter, stream: bytes, step: int) -> list[bytes]:
     done: list[bytes] = []
     current = bytearray()
     for i in range(0, len(stream), step):
-        for segment in splitter.feed(stream[i:i + step]):
+        for segment in splitter.feed(stream[i : i + step]):
             assert segment.head is not None
             current += segment.data
             if segment.end:
@@ -197,12 +218,15 @@ def test_any_request_sequence_round_trips(requests: list[bytes], step: int) -> N
     assert _messages(Splitter(True, request_body), b"".join(requests), step) == requests
 
 
-@pytest.mark.parametrize("first_bytes", [
-    b"\x00\x00\x00\x08\x04\xd2\x16\x2f",  # PostgreSQL SSLRequest
-    b"*1\r\n$4\r\nPING\r\n",  # Redis RESP
-    b"PING\r\n",  # Redis inline command
-    b"SET key value\r\n",  # three words, but not HTTP
-])
+@pytest.mark.parametrize(
+    "first_bytes",
+    [
+        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",  # PostgreSQL SSLRequest
+        b"*1\r\n$4\r\nPING\r\n",  # Redis RESP
+        b"PING\r\n",  # Redis inline command
+        b"SET key value\r\n",  # three words, but not HTTP
+    ],
+)
 def test_other_protocols_pass_through_at_once(first_bytes: bytes) -> None:
     splitter = Splitter(True, request_body)
     segments = splitter.feed(first_bytes)
@@ -221,6 +245,7 @@ def _exchange(fail: set[str]) -> Exchange:
     def decide(head: Head) -> bytes | None:
         path = head.start[1]
         return f"LOCAL {path}|".encode() if path in fail else None
+
     return Exchange(decide)
 
 
