@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="the run directory (default reports/<timestamp>-<scenario-name>/)")
     run.add_argument("--price-book", metavar="NAME", help="price book name or YAML path")
     run.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    run.add_argument("--variant", metavar="NAME",
+                     help="run only this variant of the scenario (default: every variant)")
     val = sub.add_parser("validate", help="check a scenario file; prints OK or every problem")
     val.add_argument("scenario", type=Path, metavar="SCENARIO")
     rep = sub.add_parser("report", help="re-render the report of a run from its artifacts")

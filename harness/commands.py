@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, ScenarioInvalid
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
 
 STATUS_EXIT = {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}
 
@@ -30,22 +34,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.analysis import analyse, print_summary
     from harness.cost import load_price_book
     from harness.plan import print_plan
-    from harness.run import Run, default_run_dir, prepare_run_dir
+    from harness.run import default_run_dir, prepare_run_dir
     from harness.scenario import load_scenario
 
     scenario = load_scenario(args.scenario).with_overrides(duration=args.duration,
                                                            runtime=args.runtime)
     book_name = args.price_book or scenario.pricing.price_book
-    book = load_price_book(book_name, scenario.pricing.overrides)  # fail before starting anything
+    load_price_book(book_name, scenario.pricing.overrides)  # fail before starting anything
+    names = [args.variant] if args.variant else list(scenario.variants)
+    plans = [(n, scenario.variant(n)) for n in names] or [("default", scenario)]
     if args.dry_run:
-        print_plan(scenario, book_name)
+        for name, plan in plans:
+            print_plan(plan, book_name, variant=name)
         return EXIT_OK
     run_dir: Path = args.output or default_run_dir(scenario)
     prepare_run_dir(run_dir)
-    run = Run(scenario, run_dir, price_book=book_name)
+    if len(plans) == 1:
+        return _one_run(plans[0][1], run_dir, book_name, plans[0][0])
+    return _variant_runs(plans, run_dir, book_name)
+
+
+def _one_run(scenario: Scenario, run_dir: Path, book_name: str, variant: str) -> int:
+    from harness.analysis import analyse, print_summary
+    from harness.cost import load_price_book
+    from harness.run import Run
+
+    book = load_price_book(book_name, scenario.pricing.overrides)
+    run = Run(scenario, run_dir, price_book=book_name, variant=variant)
     run.progress.prices = book.live_prices()
     result = run.execute()
     if result.error:
@@ -58,6 +75,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"run directory: {run_dir}")
     print(f"report: {report}" if report else "report: none (no request was recorded)")
     return STATUS_EXIT.get(result.status, EXIT_RUN_FAILED)
+
+
+def _variant_runs(plans: list[tuple[str, Scenario]], run_dir: Path, book_name: str) -> int:
+    """Each variant in its own run directory, then a side-by-side summary."""
+    from harness.variant_report import write_variant_summary
+
+    codes: dict[str, int] = {}
+    for name, scenario in plans:
+        print(f"== variant {name}", flush=True)
+        vdir = run_dir / name
+        vdir.mkdir(parents=True)
+        codes[name] = _one_run(scenario, vdir, book_name, name)
+        if codes[name] == EXIT_INTERRUPTED:
+            break
+    report = write_variant_summary(run_dir, [n for n, _ in plans if n in codes])
+    print(f"report: {report}")
+    return max(codes.values(), key=lambda c: (c != EXIT_OK, c))
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
 
 
-def plan_lines(scenario: Scenario, price_book: str) -> list[str]:
+def plan_lines(scenario: Scenario, price_book: str, variant: str = "default") -> list[str]:
     t = scenario.traffic
-    lines = [f"scenario {scenario.name!r} on the {scenario.target.runtime} runtime, "
-             f"priced with {price_book}"]
+    lines = [f"scenario {scenario.name!r} (variant {variant}) on the "
+             f"{scenario.target.runtime} runtime, priced with {price_book}"]
     for name, svc in scenario.target.services.items():
-        what = svc.command if svc.kind == "process" else f"built-in {svc.kind} server"
+        what = shlex.join(svc.command or []) if svc.kind == "process" else (
+            f"built-in {svc.kind} server")
         entry = " (receives traffic)" if name == scenario.target.entry else ""
         lines.append(f"  service {name}{entry}: {what} × {svc.replicas}, role {svc.role}")
     level = (f"{t.rate:g} arrivals/s ({t.arrival}), up to {t.max_in_flight} in flight"
@@ -27,10 +31,19 @@ def plan_lines(scenario: Scenario, price_book: str) -> list[str]:
         start += stage.duration
     lines.append(f"            {t.warmup:g} s → {t.total_duration:g} s measured")
     source = (f"locustfile {scenario.locustfile}" if scenario.locustfile else
-              ", ".join(f"{r.method} {r.name} ×{r.weight:g}" for r in scenario.requests))
+              ", ".join(f"{r.name} ×{r.weight:g}" for r in scenario.requests))
     lines.append(f"  requests: {source}")
+    for f in scenario.faults:
+        lines.append(f"  fault {f.name}: {f.kind} on {f.target} from {t.warmup + f.start:g} s to "
+                     f"{t.warmup + f.end:g} s, {_params(f)}")
     return lines
 
 
-def print_plan(scenario: Scenario, price_book: str) -> None:
-    print("\n".join(["dry run: nothing is started", *plan_lines(scenario, price_book)]))
+def _params(fault: BaseModel) -> str:
+    data = fault.model_dump(exclude={"name", "kind", "target", "start", "duration"})
+    return ", ".join(f"{k}={v}" for k, v in data.items()) or "no parameters"
+
+
+def print_plan(scenario: Scenario, price_book: str, variant: str = "default") -> None:
+    print("\n".join(["dry run: nothing is started",
+                     *plan_lines(scenario, price_book, variant)]))

@@ -27,6 +27,7 @@ from pydantic import (
 
 from harness.errors import InputError, ScenarioInvalid
 from harness.faults.spec import FaultSpec, fault_problems
+from harness.variants import Variants, patched, variant_problems
 from harness.scenario_requests import Param, RenderedRequest, RequestSpec
 from harness.scenario_values import (
     Count,
@@ -283,9 +284,7 @@ class Scenario(StrictModel):
     locustfile: Path | None = None
     requests: list[RequestSpec] = Field(default_factory=list, validate_default=True)
     pricing: Pricing = Field(default_factory=Pricing)
-    variants: Annotated[dict[str, Any], BeforeValidator(_empty_if_none)] = Field(
-        default_factory=dict
-    )
+    variants: Annotated[Variants, BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
     faults: Annotated[list[FaultSpec], BeforeValidator(_no_items_if_none)] = Field(
         default_factory=list
     )
@@ -316,6 +315,16 @@ class Scenario(StrictModel):
                 raise InputError(f'the runtime must be "local" or "docker", got {show(runtime)}')
             update["target"] = self.target.model_copy(update={"runtime": runtime})
         return self.model_copy(update=update)
+
+    def variant(self, name: str) -> Scenario:
+        """This scenario with variant ``name`` applied (and no other variants)."""
+        if name not in self.variants:
+            known = ", ".join(self.variants) or "none"
+            raise InputError(f"variant {name!r} is not defined in {self.source} (known: {known})")
+        services = {k: patched(v, self.variants[name][k]) if k in self.variants[name] else v
+                    for k, v in self.target.services.items()}
+        target = self.target.model_copy(update={"services": services})
+        return self.model_copy(update={"target": target, "variants": {}})
 
     @field_validator("name")
     @classmethod
@@ -363,6 +372,7 @@ class Scenario(StrictModel):
     def _check_faults(self) -> Scenario:
         services = list(self.target.services)
         problems = fault_problems(self.faults, services, self.traffic.measured_duration)
+        problems += variant_problems(self.variants, services)
         if problems:
             raise ProblemList(problems)
         return self

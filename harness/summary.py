@@ -97,7 +97,7 @@ def _endpoints(run: RunData, costs: pd.DataFrame) -> list[dict[str, Any]]:
 def _phases(run: RunData, costs: pd.DataFrame) -> list[dict[str, Any]]:
     priced = {w.name for w in run.priced_windows}
     all_requests = run.requests if run.manifest.phases else run.priced_requests
-    names = [p.name for p in run.manifest.phases] or sorted(priced)
+    names = list(dict.fromkeys(p.name for p in run.manifest.phases)) or sorted(priced)
     out = []
     for name in names:
         rows = all_requests[all_requests["phase"] == name]

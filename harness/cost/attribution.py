@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from harness.cost.charges import Charge
-from harness.cost.quantities import RequestTotals
+from harness.cost.quantities import EXTERNAL_COLUMN, RequestTotals
 
 METHODS = {
     "cpu_ms": "measured: request CPU (Server-Timing)",
@@ -70,9 +70,21 @@ class Allocation:
         return mask
 
 
+QUANTITIES = {
+    "billed_ms": "billed duration",
+    "bytes_out": "response bytes",
+    "log_bytes": "log bytes",
+    "cache_ops": "cache operations",
+    "db_reads": "DB reads",
+    "db_writes": "DB writes",
+}
+
+
 def _method(charge: Charge, weight: str) -> str:
     if charge.driver == "requests" and weight == charge.basis:
-        return f"measured: {weight.replace('_', ' ')}"
+        vendor = weight.removeprefix(EXTERNAL_COLUMN)
+        label = QUANTITIES.get(weight, f"calls to {vendor}" if vendor != weight else weight)
+        return f"measured: {label}"
     return METHODS.get(weight, weight)
 
 

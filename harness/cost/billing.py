@@ -126,12 +126,14 @@ def service_charges(spec: ServiceSpec, phase: str, model: str, ctx: PricingConte
 
 
 def build_charges(ctx: PricingContext, override: str | None) -> list[Charge]:
-    """Every charge of the run, phase by phase."""
+    """Every charge of the run, phase by phase. A phase may have several windows (``recovery``
+    after each fault): metering and requests are grouped by phase name, so each name is
+    charged once."""
     charges: list[Charge] = []
-    for window in ctx.windows:
+    for phase in dict.fromkeys(w.name for w in ctx.windows):
         for spec in ctx.services.values():
-            charges += service_charges(spec, window.name, spec.model(override), ctx)
-        charges += item_charges(window.name, ctx)
+            charges += service_charges(spec, phase, spec.model(override), ctx)
+        charges += item_charges(phase, ctx)
     return charges
 
 

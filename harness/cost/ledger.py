@@ -163,7 +163,10 @@ def ledger_rows(
     allocations: list[Allocation], inputs: LedgerInputs, run_id: str, book: PriceBook
 ) -> pd.DataFrame:
     """The FOCUS rows of every allocation."""
-    windows = {w.name: w for w in inputs.windows}
+    windows: dict[str, PhaseWindow] = {}
+    for w in inputs.windows:  # a phase with several windows spans from the first to the last
+        first = windows.get(w.name, w)
+        windows[w.name] = first.model_copy(update={"end": w.end})
     parts: list[dict[str, object]] = []
     for alloc in allocations:
         blocks = [_attributed(alloc, inputs)] if alloc.total_weight > 0 else []

@@ -327,12 +327,18 @@ class Exchange:
         if self.opaque:
             return [Piece(data)]
         out: list[Piece] = []
+        passing = bytearray()  # upstream bytes go out in as few writes as they came
         for segment in self._responses.feed(data):
-            out.append(Piece(segment.data))
+            passing += segment.data
             if segment.end and segment.head is not None and segment.head.status >= 200:
                 if self._forwarded:
                     self._next_out = self._forwarded.popleft()[0] + 1
-                out.extend(self._flush())
+                answers = self._flush()
+                if answers:
+                    out += [Piece(bytes(passing)), *answers]
+                    passing.clear()
+        if passing:
+            out.append(Piece(bytes(passing)))
         self._sync_opaque()
         return out
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import signal
@@ -157,6 +158,7 @@ class ProfileReceiver:
 def main(argv: list[str] | None = None) -> int:
     """The receiver process: serve until told to stop, SIGTERM, or the harness is gone."""
     args = _parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -89,7 +89,8 @@ class ProfileStore:
                     self._merge(key, stacks, upload.profile, arrival)
                     touched.add(key)
             for key in sorted(touched):
-                self._write(key, pprof=arrival - self._merged[key].pprof_at >= self._pprof_every_s)
+                last = self._merged[key].pprof_at
+                self._write(key, arrival, pprof=not last or arrival - last >= self._pprof_every_s)
             self._write_index()
 
     def close(self) -> None:
@@ -97,7 +98,7 @@ class ProfileStore:
         with self._lock:
             for key, merged in sorted(self._merged.items()):
                 if merged.pprof_stale:
-                    self._write(key, pprof=True)
+                    self._write(key, time.time(), pprof=True)
             self._write_index()
 
     def reject(self, message: str) -> None:
@@ -127,7 +128,7 @@ class ProfileStore:
         merged.end_ns = max(merged.end_ns, prof.start_ns + prof.duration_ns)
         merged.period_ns = prof.period_ns or merged.period_ns
 
-    def _write(self, key: Key, pprof: bool) -> None:
+    def _write(self, key: Key, now: float, pprof: bool) -> None:
         service, phase, endpoint = key
         merged = self._merged[key]
         folder = Path(slug(service)) / slug(phase)
@@ -140,7 +141,7 @@ class ProfileStore:
             data = encode_merged({endpoint: merged.stacks}, merged.start_ns, duration,
                                  merged.period_ns)  # fmt: skip
             _atomic_write_bytes(self.out_dir / pprof_path, gzip_bytes(data))
-            merged.pprof_at, merged.pprof_stale = time.time(), False
+            merged.pprof_at, merged.pprof_stale = now, False
         entry = ProfileEntry(
             service=service, phase=phase, endpoint=endpoint,
             cpu_s=sum(merged.stacks.values()) / NS_PER_S, uploads=merged.uploads,

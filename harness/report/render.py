@@ -56,9 +56,13 @@ def _bars(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return [r | {"bar": round(BAR_PX * (r.get(key) or 0) / top)} for r in rows]
 
 
+UNSHADED = frozenset({"baseline", "recovery", "startup", "teardown"})
+
+
 def _bands(manifest: Manifest, t0: float) -> list[Band]:
+    """Warm-up and fault windows are shaded and labelled; baseline and recovery are not."""
     return [Band(p.start - t0, (p.end or p.start) - t0, p.name) for p in manifest.phases
-            if not p.priced or p.name not in ("baseline",)]
+            if p.name not in UNSHADED]
 
 
 def _charts(timeline: pd.DataFrame, manifest: Manifest, t0: float) -> list[Any]:

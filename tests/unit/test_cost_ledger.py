@@ -271,3 +271,20 @@ def test_large_runs_stream_the_requests_file(tmp_path: Path, monkeypatch: Any) -
     a = whole.rows.groupby(key)["x_FullCost"].sum()
     b = streamed.rows.groupby(key)["x_FullCost"].sum()
     assert b.to_dict() == pytest.approx(a.to_dict())
+
+
+def test_a_phase_with_two_windows_is_charged_once(tmp_path: Path) -> None:
+    """``recovery`` follows each fault: its two windows are one phase, priced once."""
+    phases = (("baseline", 0.0, 2.0, True), ("fault", 2.0, 4.0, True),
+              ("recovery", 4.0, 6.0, True), ("fault2", 6.0, 8.0, True),
+              ("recovery", 8.0, 10.0, True))
+    requests = [request(t + 0.5, "/a", phase=name, external="pay=1")
+                for name, start, _, _ in phases for t in (start, start + 1.0)]
+    run_dir = write_run(tmp_path / "run", requests, [], [service("api", entry=True)],
+                        phases=phases)
+    ledger = _ledger(run_dir, tmp_path, **{"external:pay": 1.0})
+    assert ledger.totals["external"] == pytest.approx(10.0)  # ten calls, each once
+    recovery = ledger.rows[ledger.rows["x_Phase"] == "recovery"]
+    assert recovery["EffectiveCost"].sum() == pytest.approx(4.0)
+    assert recovery["ChargePeriodStart"].min() == pd.Timestamp(4.0, unit="s", tz="UTC")
+    assert recovery["ChargePeriodEnd"].max() == pd.Timestamp(10.0, unit="s", tz="UTC")

@@ -7,6 +7,8 @@ import gzip
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.profiling.ingest import decode_ingest, decode_push
 from harness.profiling.pprof import UNTAGGED, encode_merged
@@ -18,6 +20,7 @@ from harness.profiling.proto import (
 )
 
 LIMIT = 1 << 20
+OTHER_PART = b'--zz\r\nContent-Disposition: form-data; name="other"\r\n\r\nx\r\n--zz--\r\n'
 STACK = (("main", "app.py", 1), ("work", "app.py", 5))
 
 
@@ -123,9 +126,22 @@ def test_ingest_pprof_and_non_cpu_names() -> None:
     ("name=a", b"a;b x\n", "", "folded line 1"),
     ("name=a", b"\xff\xfe 1", "", "not UTF-8"),
     ("name=a&format=trie", b"", "", "unsupported format"),
-    ("name=a&format=pprof", b"--zz\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--zz--\r\n",
-     "multipart/form-data; boundary=zz", "no 'profile' part"),
+    ("name=a&format=pprof", OTHER_PART, "multipart/form-data; boundary=zz", "no 'profile' part"),
 ])  # fmt: skip
 def test_bad_ingest(query: str, body: bytes, ctype: str, message: str) -> None:
     with pytest.raises(InvalidProfile, match=message):
         decode_ingest(query, body, ctype, LIMIT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=600), flips=st.lists(st.integers(0, 10**6), max_size=8))
+def test_any_bytes_decode_or_raise_invalid_profile(data: bytes, flips: list[int]) -> None:
+    """Random bodies, and valid ones with flipped bytes, never escape as another error."""
+    good = bytearray(push({"service_name": "s"}, pprof()))
+    for flip in flips:
+        good[flip % len(good)] ^= 0xFF
+    for body in (data, bytes(good), gzip.compress(bytes(good))):
+        try:
+            decode_push(body, "application/proto", "", LIMIT)
+        except InvalidProfile:
+            pass

@@ -57,7 +57,11 @@ def test_uploads_merge_per_phase_and_write_folded_and_pprof(
         "main (srv/app.py);view (srv/app.py);sql (srv/db.py) 2000000000\n"
         "main (srv/app.py);view (srv/app.py) 1000000000\n"
     )
-    merged = decode_cpu(parse_pprof(gzip.decompress(folded.with_suffix(".pb.gz").read_bytes())))
+    pprof = folded.with_suffix(".pb.gz")
+    first = decode_cpu(parse_pprof(gzip.decompress(pprof.read_bytes())))
+    assert first.by_endpoint == {"GET /a": {(MAIN, VIEW): S, (MAIN, VIEW, SQL): S}}  # 1st upload
+    writer.close()  # pprof files are rewritten at most once a minute, and on close
+    merged = decode_cpu(parse_pprof(gzip.decompress(pprof.read_bytes())))
     assert merged.by_endpoint == {"GET /a": {(MAIN, VIEW): S, (MAIN, VIEW, SQL): 2 * S}}
     assert (merged.start_ns, merged.duration_ns) == (100 * S, 20 * S)
     steady = [e for e in load_index(root).entries if e.phase == "steady"]

@@ -235,6 +235,12 @@ def test_other_protocols_pass_through_at_once(first_bytes: bytes) -> None:
     assert [s.data for s in splitter.feed(b"more")] == [b"more"]
 
 
+@pytest.mark.parametrize("first_bytes", [b"ping", b"x" * 10, b"GETX", b"get / HTTP/1.1\r\n\r\n"])
+def test_bytes_that_cannot_start_a_request_are_not_held(first_bytes: bytes) -> None:
+    splitter = Splitter(True, request_body)
+    assert [s.data for s in splitter.feed(first_bytes)] == [first_bytes]
+
+
 def test_a_partial_head_is_held_until_complete() -> None:
     splitter = Splitter(True, request_body)
     assert splitter.feed(b"GET /a HT") == []
@@ -307,7 +313,8 @@ def test_simple_response_leaves_the_body_out_for_head() -> None:
     assert head.endswith(b"\r\n\r\n") and b"Content-Length: 9" in head
 
 
-@pytest.mark.parametrize("first_bytes", [b"ping", b"x" * 10, b"GETX", b"get / HTTP/1.1\r\n\r\n"])
-def test_bytes_that_cannot_start_a_request_are_not_held(first_bytes: bytes) -> None:
-    splitter = Splitter(True, request_body)
-    assert [s.data for s in splitter.feed(first_bytes)] == [first_bytes]
+def test_upstream_bytes_are_not_split_without_need() -> None:
+    exchange = _exchange(set())
+    exchange.from_client(_req("/1") + _req("/2"))
+    both = _resp("one") + _resp("two")
+    assert [p.data for p in exchange.from_upstream(both)] == [both]
