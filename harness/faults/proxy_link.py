@@ -18,7 +18,7 @@ import struct
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
-from harness.faults.proxy_http import Exchange, Head, Piece, simple_response
+from harness.faults.proxy_http import Exchange, Head, simple_response
 from harness.faults.toxics import (
     ChunkPlan,
     HttpErrorAttributes,
@@ -80,8 +80,11 @@ class Link:
         self._owner = owner
         self._rng = owner.rng
         self._client, self._upstream = client, upstream
+        self._writers: dict[Stream, asyncio.StreamWriter] = {
+            "upstream": upstream[1], "downstream": client[1]}
         self._queues: dict[Stream, asyncio.Queue[Item]] = {
             "upstream": asyncio.Queue(QUEUE_CHUNKS), "downstream": asyncio.Queue(QUEUE_CHUNKS)}
+        self._idle: dict[Stream, bool] = {"upstream": False, "downstream": False}
         self._exchange = Exchange(self._answer)
         self._applies: dict[int, bool] = {}  # toxic uid -> toxicity draw for this connection
         self._sent: dict[int, int] = {}  # limit_data uid -> bytes passed
@@ -95,7 +98,7 @@ class Link:
     async def run(self) -> None:
         tasks = [asyncio.create_task(coro) for coro in (
             self._read_client(), self._read_upstream(),
-            self._write("upstream", self._upstream[1]), self._write("downstream", self._client[1]))]
+            self._write("upstream"), self._write("downstream"))]
         for task in tasks:
             task.add_done_callback(self._task_done)
         self.refresh_toxics()
@@ -163,29 +166,41 @@ class Link:
 
     async def _read_client(self) -> None:
         loop = asyncio.get_running_loop()
-        upstream, downstream = self._queues["upstream"], self._queues["downstream"]
         while data := await self._client[0].read(READ_SIZE):
             now = loop.time()
             forward, answers = self._exchange.from_client(data)
             if forward:
-                await upstream.put((forward, now))
+                await self._forward("upstream", forward, now)
             for piece in answers:
-                await _put_piece(downstream, piece, now)
-        await upstream.put(EOF)
+                await self._forward("downstream", piece.data, now, piece.close)
+        await self._queues["upstream"].put(EOF)
 
     async def _read_upstream(self) -> None:
         loop = asyncio.get_running_loop()
-        downstream = self._queues["downstream"]
         while data := await self._upstream[0].read(READ_SIZE):
             now = loop.time()
             for piece in self._exchange.from_upstream(data):
-                await _put_piece(downstream, piece, now)
-        await downstream.put(EOF)
+                await self._forward("downstream", piece.data, now, piece.close)
+        await self._queues["downstream"].put(EOF)
 
-    async def _write(self, stream: Stream, writer: asyncio.StreamWriter) -> None:
+    async def _forward(self, stream: Stream, data: bytes, arrived: float,
+                       close: bool = False) -> None:
+        """Hand bytes to the stream's writer, or write them at once when nothing is queued and
+        no toxic could touch them (the common case costs no task switch)."""
         queue = self._queues[stream]
+        if self._idle[stream] and queue.empty() and not self._owner.toxics_for(stream):
+            await self._send(stream, self._writers[stream], data, None)
+        else:
+            await queue.put((data, arrived))
+        if close:
+            await queue.put(CLOSE)
+
+    async def _write(self, stream: Stream) -> None:
+        queue, writer = self._queues[stream], self._writers[stream]
         while True:
+            self._idle[stream] = True
             item = await queue.get()
+            self._idle[stream] = False
             if item == CLOSE:
                 self.close()
                 return
@@ -258,12 +273,6 @@ class Link:
                 _abort_with_rst(writer)
             else:
                 writer.close()
-
-
-async def _put_piece(queue: asyncio.Queue[Item], piece: Piece, arrived: float) -> None:
-    await queue.put((piece.data, arrived))
-    if piece.close:
-        await queue.put(CLOSE)
 
 
 async def _sleep_until(due: float) -> None:

@@ -87,8 +87,11 @@ class CgroupMeter:
 class _Place:
     """Where one container's counters live."""
 
-    def __init__(self, pid: int, cid: str, dirs: dict[str, Path], v2: bool) -> None:
-        self.pid, self.cid, self.dirs, self.v2 = pid, cid, dirs, v2
+    def __init__(self, pid: int, dirs: dict[str, Path], v2: bool) -> None:
+        self.pid, self.dirs, self.v2 = pid, dirs, v2
+        self.net_dev = PROC / str(pid) / "net" / "dev"
+        blkio = [dirs["blkio"] / name for name in (("io.stat",) if v2 else _BLKIO_FILES)]
+        self.blkio = next((path for path in blkio if path.exists()), None)
 
     @classmethod
     def find(cls, pid: int, cid: str, mounts: dict[str, tuple[Path, str]]) -> _Place | None:
@@ -98,48 +101,40 @@ class _Place:
             for name in controllers.split(",") if controllers else [""]:
                 paths[name] = path
         if cid not in "".join(paths.values()):
-            return None  # not this container's process
+            return None  # not this container's process (or not its cgroup layout)
         want = ("cpuacct", "memory", "blkio")
         if all(name in paths and name in mounts for name in want):
             dirs = {name: _join(mounts[name], paths[name]) for name in want}
-            return cls(pid, cid, dirs, v2=False)
+            return cls(pid, dirs, v2=False)
         if "" in paths and "" in mounts:
             unified = _join(mounts[""], paths[""])
-            return cls(pid, cid, dict.fromkeys(want, unified), v2=True)
+            return cls(pid, dict.fromkeys(want, unified), v2=True)
         return None
 
     def read(self) -> Counters:
-        if self.cid not in (PROC / str(self.pid) / "cgroup").read_text():
-            raise ValueError("pid reused")
+        """Cgroup files first: they vanish when the container stops (then OSError)."""
         cpu, rss, rd, wr = self._v2() if self.v2 else self._v1()
-        rx, tx = _net_dev(self.pid)
+        rx, tx = _net_dev(self.net_dev)
         return Counters(cpu, rss, rd, wr, rx, tx)
 
     def _v1(self) -> tuple[float, int, int, int]:
-        cpu = int((self.dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+        cpu = int(_text(self.dirs["cpuacct"] / "cpuacct.usage")) / 1e9
         mem = self.dirs["memory"]
-        usage = int((mem / "memory.usage_in_bytes").read_text())
+        usage = int(_text(mem / "memory.usage_in_bytes"))
         inactive = _keyed(mem / "memory.stat").get("total_inactive_file", 0)
-        rd = wr = 0
-        for name in _BLKIO_FILES:
-            path = self.dirs["blkio"] / name
-            if path.exists():
-                rd, wr = _blkio_v1(path)
-                break
+        rd, wr = _blkio_v1(self.blkio) if self.blkio else (0, 0)
         return cpu, max(usage - inactive, 0), rd, wr
 
     def _v2(self) -> tuple[float, int, int, int]:
         base = self.dirs["memory"]
         cpu = _keyed(base / "cpu.stat").get("usage_usec", 0) / 1e6
-        usage = int((base / "memory.current").read_text())
+        usage = int(_text(base / "memory.current"))
         inactive = _keyed(base / "memory.stat").get("inactive_file", 0)
         rd = wr = 0
-        io = base / "io.stat"
-        if io.exists():
-            for line in io.read_text().splitlines():
-                fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
-                rd += int(fields.get("rbytes", 0))
-                wr += int(fields.get("wbytes", 0))
+        for line in _text(self.blkio).splitlines() if self.blkio else []:
+            fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+            rd += int(fields.get("rbytes", 0))
+            wr += int(fields.get("wbytes", 0))
         return cpu, max(usage - inactive, 0), rd, wr
 
 
@@ -171,9 +166,14 @@ def _join(mount: tuple[Path, str], path: str) -> Path:
     return point / path.lstrip("/")
 
 
+def _text(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return handle.read().decode()
+
+
 def _keyed(path: Path) -> dict[str, int]:
     out: dict[str, int] = {}
-    for line in path.read_text().splitlines():
+    for line in _text(path).splitlines():
         key, _, value = line.partition(" ")
         if value.strip().isdigit():
             out[key] = int(value)
@@ -182,7 +182,7 @@ def _keyed(path: Path) -> dict[str, int]:
 
 def _blkio_v1(path: Path) -> tuple[int, int]:
     rd = wr = 0
-    for line in path.read_text().splitlines():
+    for line in _text(path).splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[1] == "Read":
             rd += int(parts[2])
@@ -191,9 +191,9 @@ def _blkio_v1(path: Path) -> tuple[int, int]:
     return rd, wr
 
 
-def _net_dev(pid: int) -> tuple[int, int]:
+def _net_dev(path: Path) -> tuple[int, int]:
     rx = tx = 0
-    for line in (PROC / str(pid) / "net" / "dev").read_text().splitlines()[2:]:
+    for line in _text(path).splitlines()[2:]:
         name, _, data = line.partition(":")
         if name.strip() == "lo":
             continue

@@ -1,7 +1,7 @@
 """Meters the docker runtime through the Docker Engine API (``GET /containers/ID/stats``).
 
-One one-shot stats call per container and sample (``one-shot=true`` skips the engine's extra
-second of waiting for a previous CPU reading). CPU is the cgroup's cumulative usage, memory is
+One streaming stats request per container (the engine pushes a document every second); a
+sample is the latest document of each. CPU is the cgroup's cumulative usage, memory is
 usage minus inactive file cache (what ``docker stats`` shows), network bytes are summed over
 the container's interfaces, block I/O over its devices. A container that stopped or vanished
 is ``alive=False`` and keeps its last cumulative counters, so deltas never go negative.
@@ -12,6 +12,7 @@ counters from cgroup files, much cheaper) when the engine runs on this host.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,12 +20,14 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 
 from harness.meter.base import Meter, UsageSample
 from harness.stack.base import Replica
 from harness.stack.compose_engine import connect
 
 NEVER_READ = "0001-01-01T00:00:00Z"
+FIRST_DOCUMENT_S = 2.0  # the engine sends a stream's first document at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +72,20 @@ def _max(a: int | None, b: int | None) -> int | None:
 
 
 class DockerMeter:
-    """Samples every replica that has a container id, through the Docker Engine API."""
+    """Samples every replica that has a container id, through the Docker Engine API.
+
+    The engine answers a single stats request only after its next collection tick (up to a
+    second; this engine ignores ``one-shot``), so each container gets one streaming stats
+    request read by a daemon thread, as ``docker stats`` does; ``sample`` returns the latest
+    documents at once. A stream ends when its container stops or is removed.
+    """
 
     def __init__(self, replicas: Callable[[], list[Replica]],
                  client: docker.DockerClient | None = None) -> None:
         self._replicas = replicas
         self._client = client
         self._book = CounterBook()
+        self._streams: dict[str, _StatsStream] = {}
 
     def sample(self) -> list[UsageSample]:
         now = time.time()
@@ -83,16 +93,39 @@ class DockerMeter:
                 for rep in self._replicas()]
 
     def read(self, container_id: str | None) -> Counters | None:
-        """One container's counters, or None when it is not running (or unknown)."""
+        """One container's latest counters, or None when it is not running (or unknown)."""
         if container_id is None:
             return None
-        if self._client is None:
-            self._client = connect()
+        stream = self._streams.get(container_id)
+        if stream is None:
+            if self._client is None:
+                self._client = connect()
+            stream = self._streams[container_id] = _StatsStream(self._client, container_id)
+            stream.first.wait(FIRST_DOCUMENT_S)
+        return stream.latest
+
+
+class _StatsStream:
+    """The latest stats of one container, kept current by a background reader thread."""
+
+    def __init__(self, client: docker.DockerClient, container_id: str) -> None:
+        self.latest: Counters | None = None
+        self.first = threading.Event()
+        self._client = client
+        self._id = container_id
+        threading.Thread(target=self._read, name=f"stats-{container_id[:12]}",
+                         daemon=True).start()
+
+    def _read(self) -> None:
         try:
-            stats = self._client.api.stats(container_id, stream=False, one_shot=True)
-        except docker.errors.DockerException:
-            return None
-        return parse_stats(stats)
+            for document in self._client.api.stats(self._id, stream=True, decode=True):
+                self.latest = parse_stats(document)
+                self.first.set()
+        except (docker.errors.DockerException, requests.RequestException, OSError):
+            pass  # the container is gone or the engine went away: no more readings
+        finally:
+            self.latest = None
+            self.first.set()
 
 
 def parse_stats(stats: Mapping[str, Any]) -> Counters | None:

@@ -141,6 +141,10 @@ class ProfileReceiver:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 data: bytes = response.read()
                 return data
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(2000).decode("utf-8", "replace")
+            raise MeteringError(f"the profile receiver refused {path}: {exc.code} {detail}") \
+                from exc
         except (urllib.error.URLError, OSError) as exc:
             raise MeteringError(
                 f"the profile receiver at {self.url} does not answer ({exc}); "

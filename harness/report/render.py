@@ -1,113 +1,94 @@
-"""Render ``report.html`` from a run's summary, timeline and manifest (rendering only)."""
+"""Render ``report.html`` from a run's summary, timeline and manifest (rendering only).
+
+The report is one self-contained file: CSS, the small script and every chart are inline, and
+its Content-Security-Policy lets nothing load and no script run but the report's own (allowed
+by its SHA-256 hash), so even a name that slipped through escaping could not execute. Three
+views: executive (``executive.py``), on-call (``oncall.py``) and debug (``debug.py``,
+``profiles.py``). The ledger is optional: without it the per-endpoint category split, memory
+per call and costliest request groups are left out.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.metadata
-import math
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
-from harness.artifacts import REPORT, Manifest
-from harness.report.charts import Band, Series, line_chart
+from harness.artifacts import FAULTS, REPORT, Manifest
+from harness.cost.ledger import Ledger
+from harness.report.debug import debug_context
+from harness.report.executive import executive_context
+from harness.report.format import money, num, pct, seconds, usd
+from harness.report.oncall import FACTOR, SUSTAIN_S, oncall_context
+from harness.report.profiles import profiles_context
+from harness.rundata import read_faults
 from harness.util import atomic_write_text
 
-COUNTERS = ["db_reads_per_call", "db_writes_per_call", "cache_hits_per_call",
-            "cache_misses_per_call", "external_calls_per_call", "retries_per_call",
-            "log_bytes_per_call"]
-BAR_PX = 120
+__all__ = ["num", "render_html", "render_report", "script_hash", "usd"]
+
+COUNTERS = (("db_reads_per_call", "DB reads"), ("db_writes_per_call", "DB writes"),
+            ("cache_hits_per_call", "cache hits"), ("cache_misses_per_call", "cache misses"),
+            ("external_calls_per_call", "external calls"), ("retries_per_call", "retries"),
+            ("log_bytes_per_call", "log bytes"))  # fmt: skip
+
+
+def _static(name: str) -> str:
+    return (resources.files("harness.report") / "static" / name).read_text(encoding="utf-8")
+
+
+def script_hash(script: str) -> str:
+    """The CSP source that allows exactly ``script`` as an inline script."""
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
 
 
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals.update(usd=usd, money=money, num=num, pct=pct)
+                             autoescape=True, undefined=jinja2.StrictUndefined)  # fmt: skip
+    env.globals.update(usd=usd, money=money, num=num, pct=pct, seconds=seconds)
     return env
 
 
-def usd(value: float | None) -> str:
-    """A per-call price: enough significant digits to compare tiny numbers."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    return "$0" if value == 0 else f"${value:.3g}" if abs(value) < 0.01 else f"${value:,.4f}"
+def _counters(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    endpoints = summary.get("endpoints") or []
+    return [(key, label) for key, label in COUNTERS
+            if any(e.get(key) is not None for e in endpoints)]  # fmt: skip
 
 
-def money(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"${value:,.2f}" if abs(value) >= 0.01 else f"${value:.3g}"
-
-
-def num(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f} %"
-
-
-def _bars(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    top = max((r.get(key) or 0 for r in rows), default=0) or 1
-    return [r | {"bar": round(BAR_PX * (r.get(key) or 0) / top)} for r in rows]
-
-
-UNSHADED = frozenset({"baseline", "recovery", "startup", "teardown"})
-
-
-def _bands(manifest: Manifest, t0: float) -> list[Band]:
-    """Warm-up and fault windows are shaded and labelled; baseline and recovery are not."""
-    return [Band(p.start - t0, (p.end or p.start) - t0, p.name) for p in manifest.phases
-            if p.name not in UNSHADED]
-
-
-def _charts(timeline: pd.DataFrame, manifest: Manifest, t0: float) -> list[Any]:
-    if timeline.empty:
-        return []
-    xs = [float(x) for x in timeline["t"]]
-    bands = _bands(manifest, t0)
-
-    def col(name: str, scale: float = 1.0) -> list[float | None]:
-        return [None if pd.isna(v) else float(v) * scale for v in timeline[name]]
-
-    return [
-        line_chart("Throughput", "req/s", xs, [Series("req/s", col("rps"))], bands),
-        line_chart("Latency p95", "ms", xs, [Series("p95", col("p95_ms"))], bands),
-        line_chart("Cost per call", "USD per 1M calls", xs,
-                   [Series("cost per 1M calls", col("cost_per_call_usd", 1e6))], bands),
-        line_chart("Error rate", "%", xs, [Series("errors", col("error_rate", 100))], bands),
-    ]
-
-
-def _categories(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    cats = summary.get("categories") or {}
-    total = sum((c.get("usd") or 0) for c in cats.values()) or 1
-    rows = [{"name": k, "usd": v.get("usd"), "per_call": v.get("per_call_usd"),
-             "share": (v.get("usd") or 0) / total} for k, v in cats.items() if v.get("usd")]
-    return _bars(sorted(rows, key=lambda r: -(r["usd"] or 0)), "usd")
-
-
-def render_report(run_dir: Path, summary: dict[str, Any], timeline: pd.DataFrame,
-                  manifest: Manifest, book_date: str | None = None) -> Path:
-    """Write ``RUN_DIR/report.html`` atomically and return its path."""
-    endpoints = _bars(list(summary.get("endpoints", [])), "cost_per_call_usd")
-    counters = [c for c in COUNTERS if any(e.get(c) is not None for e in endpoints)]
-    html = _env().get_template("report.html.j2").render(
-        s=summary, endpoints=endpoints, counters=counters,
-        charts=_charts(timeline, manifest, manifest.started_at),
-        categories=_categories(summary), phases=summary.get("phases") or [],
-        attribution=sorted((summary.get("attribution") or {}).items()),
+def render_html(run_dir: Path, summary: dict[str, Any], timeline: pd.DataFrame,
+                manifest: Manifest, book_date: str | None = None,
+                ledger: Ledger | None = None) -> str:  # fmt: skip
+    """The report as a string (see the module docstring)."""
+    script = _static("report.js")
+    oncall = oncall_context(timeline, manifest, read_faults(Path(run_dir) / FAULTS))
+    return _env().get_template("report.html.j2").render(
+        s=summary, x=executive_context(summary, ledger), o=oncall,
+        d=debug_context(summary, ledger), **profiles_context(Path(run_dir)),
+        counters=_counters(summary), timeline_data=oncall["data"],
+        factor=f"{FACTOR:g}", sustain=SUSTAIN_S,
+        css=Markup(_static("report.css")), script=Markup(script),
+        script_hash=script_hash(script),
         description=manifest.scenario.get("description"), error=manifest.error,
         started=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(manifest.started_at)),
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         version=_version(), book_date=book_date,
-    )
-    path = run_dir / REPORT
-    atomic_write_text(path, html)
+    )  # fmt: skip
+
+
+def render_report(run_dir: Path, summary: dict[str, Any], timeline: pd.DataFrame,
+                  manifest: Manifest, book_date: str | None = None,
+                  ledger: Ledger | None = None) -> Path:  # fmt: skip
+    """Write ``RUN_DIR/report.html`` atomically and return its path."""
+    path = Path(run_dir) / REPORT
+    atomic_write_text(path, render_html(run_dir, summary, timeline, manifest, book_date, ledger))
     return path
 
 

@@ -259,6 +259,16 @@ def test_toxicity_zero_never_applies(client: ToxiproxyClient, echo: ProxyInfo) -
     _round_trip_s(echo, b"all of it")
 
 
+def test_unreachable_upstream_closes_the_client(client: ToxiproxyClient) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    info = client.create_proxy("dead", dead)
+    with _connect(info) as conn:
+        assert _recv_to_eof(conn) == b""
+    assert client.proxy("dead").stats["upstream_errors"] == 1
+
+
 def test_down_refuses_and_up_restores_the_same_port(client: ToxiproxyClient,
                                                     echo: ProxyInfo) -> None:
     with _connect(echo) as open_sock:
@@ -340,6 +350,14 @@ def test_removing_http_error_lets_requests_through(client: ToxiproxyClient,
         assert session.get(f"http://{web.listen}/", timeout=5).status_code == 503
         client.remove_toxic("web", "boom")
         assert session.get(f"http://{web.listen}/", timeout=5).status_code == 200
+
+
+def test_http_error_leaves_other_protocols_alone(client: ToxiproxyClient,
+                                                 echo: ProxyInfo) -> None:
+    client.add_toxic("echo", "http_error", {"status": 503})
+    assert _round_trip_s(echo, b"PING") < 5  # not an HTTP request: passed through, not held
+    assert _round_trip_s(echo, b"\x00\x00\x00\x08\x04\xd2\x16\x2f") < 5
+    assert client.proxy("echo").stats["http_errors"] == 0
 
 
 # --- the API ---------------------------------------------------------------------------------
