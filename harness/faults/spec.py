@@ -62,10 +62,10 @@ class Downstream(_Fault):
     mode: DownstreamMode = "latency"
     latency_ms: NonNegative = 0.0
     jitter_ms: NonNegative = 0.0
-    status: Annotated[int, Field(ge=100, le=599)] = 503
+    status: Annotated[int, Field(ge=400, le=599)] = 503
     error_rate: Fraction = 1.0
     first_n: Annotated[int, Field(ge=0)] = 0
-    rate_kbps: Positive = 64.0
+    rate_kbps: Annotated[float, Field(ge=1)] = 64.0
     timeout_ms: NonNegative = 0.0
     bytes: Annotated[int, Field(ge=0)] = 0
     toxicity: Fraction = 1.0
@@ -126,7 +126,7 @@ class RetryStorm(_Fault):
 
     kind: Literal["retry_storm"]
     error_rate: Fraction = 0.5
-    status: Annotated[int, Field(ge=100, le=599)] = 503
+    status: Annotated[int, Field(ge=400, le=599)] = 503
     latency_ms: NonNegative = 0.0
 
 
