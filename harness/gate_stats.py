@@ -191,9 +191,8 @@ class Side:
                 if total > 0}  # fmt: skip
 
     def has(self, scope: Scope) -> bool:
-        if scope.kind == "endpoint":
-            return scope.name in self.data.endpoints
-        return scope.kind == "overall" or scope.name in self.data.categories
+        """Whether the scope exists here (a category a run never charged costs 0)."""
+        return scope.kind != "endpoint" or scope.name in self.data.endpoints
 
     def value(
         self, metric: str, scope: Scope, mix: Mapping[str, float]
@@ -231,6 +230,8 @@ def _rates(sums: Sums, data: Pool, metric: str, scope: Scope) -> np.ndarray:
     if metric == "error_rate":
         return _divide(sums.errors, sums.calls)
     if scope.kind == "category":
+        if scope.name not in data.categories:
+            return _divide(np.zeros_like(sums.calls), sums.calls)
         return _divide(sums.cost[:, :, data.categories.index(str(scope.name))], sums.calls)
     cost = sums.cost
     if metric == "direct_cost_per_call" and "unattributed" in data.categories:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.artifacts import Manifest, PhaseWindow
+from harness.artifacts import PhaseWindow
 from harness.cost.ledger import CATEGORIES, UNATTRIBUTED, Ledger
 from harness.rundata import RunData
 
@@ -172,10 +172,19 @@ def run_windows(run: RunData, ledger: Ledger) -> RunWindows:
     )
 
 
-def price_run(
-    run_dir: Path, price_book: str | None, billing_model: str | None
-) -> tuple[RunWindows, Manifest, Pricing]:
-    """Load ``run_dir``, price it (its manifest's book unless ``price_book``) and window it."""
+@dataclass(frozen=True)
+class PricedRun:
+    """A run directory loaded, priced and cut into windows."""
+
+    windows: RunWindows
+    run: RunData
+    ledger: Ledger
+    pricing: Pricing
+
+
+def price_run(run_dir: Path, price_book: str | None, billing_model: str | None) -> PricedRun:
+    """Load ``run_dir``, price it (its manifest's book unless ``price_book``, with its own
+    scenario's price overrides) and window it."""
     from harness.cost import load_price_book
     from harness.cost.ledger import build_ledger
     from harness.rundata import load_run
@@ -184,5 +193,6 @@ def price_run(
     overrides = (run.manifest.scenario.get("pricing") or {}).get("overrides") or {}
     name = price_book or run.manifest.price_book
     book = load_price_book(name, overrides)
-    windows = run_windows(run, build_ledger(run, book, billing_model))
-    return windows, run.manifest, Pricing(name, billing_model, book.currency)
+    ledger = build_ledger(run, book, billing_model)
+    return PricedRun(run_windows(run, ledger), run, ledger,
+                     Pricing(name, billing_model, book.currency))  # fmt: skip

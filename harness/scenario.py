@@ -197,9 +197,9 @@ class Traffic(StrictModel):
     duration: PositiveDuration = 30.0
     warmup: Duration = 0.0
     timeout: PositiveDuration = 10.0
-    # Each user's connection closes after this many requests, as real clients churn: new
-    # connections are spread over all replicas, including ones added under load.
-    requests_per_connection: Count = 100
+    # A user's connection is closed once it is this old (0: never), as real clients and load
+    # balancers do, so new connections spread over all replicas, including ones added under load.
+    connection_lifetime: Duration = 5.0
 
     @property
     def measured_duration(self) -> float:

@@ -139,7 +139,7 @@ def _path(xs: Sequence[float], s: Series, index: int, px: Scale, py: Scale) -> s
         if pen_up:
             commands.append(f"M{X:.1f} {Y:.1f}")
         elif s.step:
-            commands.append(f"H{X:.1f}V{Y:.1f}" if Y != last_y else f"H{X:.1f}")
+            commands.append(f"H{X:.1f}V{Y:.1f}" if last_y != Y else f"H{X:.1f}")
         else:
             commands.append(f"L{X:.1f} {Y:.1f}")
         pen_up, last_y = False, Y

@@ -121,7 +121,8 @@ def _panel(index: int, endpoint: dict[str, Any], summary: dict[str, Any], memory
     name = str(endpoint["name"])
     calls = endpoint.get("calls") or 0
     mine = split[split.index.get_level_values(0) == name] if len(split) else split
-    categories = sorted(((str(cat), float(v) / calls) for (_, cat), v in mine.items()
+    pairs = zip(mine.index.tolist(), mine.tolist(), strict=True)
+    categories = sorted(((str(cat), float(v) / calls) for (_, cat), v in pairs
                          if v > 0 and calls), key=lambda c: -c[1])  # fmt: skip
     phases = [(str(p["name"]), (p.get("endpoints") or {}).get(name))
               for p in summary.get("phases") or [] if p.get("priced", True)]  # fmt: skip

@@ -41,7 +41,7 @@ def _endpoint_split(ledger: Ledger) -> dict[str, dict[str, float]]:
         "x_FullCost"
     ].sum()
     out: dict[str, dict[str, float]] = {}
-    for (endpoint, category), value in sums.items():
+    for (endpoint, category), value in zip(sums.index.tolist(), sums.tolist(), strict=True):
         out.setdefault(str(endpoint), {})[str(category)] = float(value)
     return out
 
@@ -70,8 +70,9 @@ def _resource_drivers(summary: dict[str, Any], ledger: Ledger | None) -> list[Dr
         sums: pd.Series = rows.groupby(
             [rows["ServiceName"].astype(str), rows["x_CostCategory"].astype(str)]
         )["EffectiveCost"].sum()
+        pairs = zip(sums.index.tolist(), sums.tolist(), strict=True)
         items = [(f"{svc} · {'idle / unattributed' if cat == UNATTRIBUTED else cat}", float(v))
-                 for (svc, cat), v in sums.items()]  # fmt: skip
+                 for (svc, cat), v in pairs]  # fmt: skip
     else:
         cats = summary.get("categories") or {}
         items = [(str(k), float(v.get("usd") or 0.0)) for k, v in cats.items()]

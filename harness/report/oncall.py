@@ -28,6 +28,7 @@ MAX_POINTS = 720
 FACTOR = 3.0
 SUSTAIN_S = 5
 BASELINE_PHASE = "baseline"
+REPLICA_WINDOW_S = 2
 METRICS = (("cost per call", "cost_per_call_usd"), ("burn rate", "burn_usd_per_hour"))
 
 
@@ -144,6 +145,13 @@ def downsample(timeline: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataF
     return out.reset_index(drop=True)
 
 
+def _smooth_replicas(timeline: pd.DataFrame) -> pd.DataFrame:
+    """Replicas seen alive within REPLICA_WINDOW_S: the meter samples about once a second,
+    so a second without a sample would otherwise read as zero replicas."""
+    seen = timeline["replicas"].rolling(REPLICA_WINDOW_S, min_periods=1).max()
+    return timeline.assign(replicas=seen)
+
+
 def _bands(manifest: Manifest, faults: list[FaultWindow]) -> list[Band]:
     t0 = manifest.started_at
     bands = [Band(p.start - t0, (p.end or p.start) - t0, p.name, "warmup")
@@ -168,7 +176,7 @@ def _chart_series(frame: pd.DataFrame, cost_base: float | None) -> list[ChartSpe
         ("Throughput", "req/s", [Series("req/s", _values(frame, "rps"), "rps")], None),
         ("Latency p95", "ms", [Series("p95", _values(frame, "p95_ms"), "p95")], None),
         ("Error rate", "%", [Series("errors", _values(frame, "error_rate", 100), "err")], None),
-        ("Replicas alive", "billed services",
+        ("Replicas alive", f"billed, seen within {REPLICA_WINDOW_S} s",
          [Series("replicas", _values(frame, "replicas"), "replicas", step=True)], None),
         ("Cost per call", "USD per 1M calls", cost, "cost per call"),
         ("Cost burn rate", "USD per hour",
@@ -184,7 +192,7 @@ def oncall_context(timeline: pd.DataFrame, manifest: Manifest,
     if timeline.empty:
         return {"charts": [], "data": None, "faults": faults, "anomalies": [], "bucket_s": 1}
     found = anomalies(timeline, faults)
-    frame = downsample(timeline)
+    frame = downsample(_smooth_replicas(timeline))
     xs = [float(x) for x in frame["t"]]
     bands = _bands(manifest, faults)
     flagged = {m: [Band(a.start, a.end, f"{a.peak_ratio:.1f}× baseline", "anomaly")

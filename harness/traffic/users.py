@@ -91,16 +91,20 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
     pick = _picker(list(scenario.requests), rng)
     traffic = scenario.traffic
 
-    reuse = traffic.requests_per_connection
+    lifetime = traffic.connection_lifetime
 
     def call(user: FastHttpUser, late_ms: float | None) -> None:
         spec = pick()
         req = spec.render(rng)
         headers = dict(req.headers)
-        sent = getattr(user, "_harness_sent", 0) + 1
-        setattr(user, "_harness_sent", sent)  # noqa: B010 - a per-user counter
-        if sent % reuse == 0:
-            headers["Connection"] = "close"  # the user's next request opens a new connection
+        if lifetime > 0:
+            now = time.monotonic()
+            opened = getattr(user, "_harness_opened", None)
+            if opened is None:
+                setattr(user, "_harness_opened", now)  # noqa: B010 - per-user connection age
+            elif now - opened >= lifetime:
+                headers["Connection"] = "close"  # the next request opens a new connection
+                setattr(user, "_harness_opened", None)  # noqa: B010
         if req.content_type:
             headers["Content-Type"] = req.content_type
         if req.tenant:
