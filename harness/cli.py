@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     price.add_argument("--price-book", metavar="NAME", help="price book name or YAML path")
     price.add_argument("--billing-model", choices=["instance", "serverless", "usage"])
     sub.add_parser("price-books", help="list the available price books")
+    clean = sub.add_parser("cleanup", help="stop and remove what a killed harness left behind, "
+                           "and mark its runs aborted")
+    clean.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR",
+                       help="runs to clean (default: every unfinished run under --reports)")
+    clean.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR")
+    clean.add_argument("--force", action="store_true",
+                       help="clean even when the run's harness process still seems alive")
     return p
 
 

@@ -17,7 +17,7 @@ STATUS_EXIT = {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}
 
 def dispatch(args: argparse.Namespace) -> int:
     handlers = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report,
-                "price": cmd_price, "price-books": cmd_price_books}
+                "price": cmd_price, "price-books": cmd_price_books, "cleanup": cmd_cleanup}
     return handlers[args.command](args)
 
 
@@ -117,4 +117,20 @@ def cmd_price_books(args: argparse.Namespace) -> int:
     for info in list_price_books():
         print(f"{info.name:32} {info.currency}  effective {info.effective_date}  "
               f"{info.description}")
+    return EXIT_OK
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from harness.cleanup import clean_run, stale_runs
+
+    runs = args.run_dirs or stale_runs(args.reports)
+    if not runs:
+        print(f"nothing to clean: no unfinished run under {args.reports}")
+    for run_dir in runs:
+        done = clean_run(run_dir, force=args.force)
+        if done.skipped:
+            print(f"{run_dir}: skipped, {done.skipped}")
+            continue
+        print(f"{run_dir}: marked aborted; stopped {len(done.killed)} process(es)"
+              + (f"; removed {', '.join(done.removed)}" if done.removed else ""))
     return EXIT_OK

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.baselines import BASELINES_DIR, BaselineError, Source, load_sources
+from harness.artifacts import MANIFEST, read_manifest
+from harness.baselines import BASELINES_DIR, BaselineError, Source, load_sources, resolve
 from harness.compare import SideInfo, side_info
 from harness.errors import EXIT_GATE_FAILED, EXIT_INPUT, EXIT_OK, RunFailed
 from harness.gate_budgets import (
@@ -183,12 +184,12 @@ def _paths(value: Path | str | Sequence[Path | str] | None) -> list[Path | str]:
     return [value] if isinstance(value, str | Path) else list(value)
 
 
-def _spec(scenario_gate: GateSpec | Mapping[str, Any] | None, candidate: Source) -> GateSpec:
+def _spec(scenario_gate: GateSpec | Mapping[str, Any] | None, candidate: Path) -> GateSpec:
     if isinstance(scenario_gate, GateSpec):
         return scenario_gate
     if scenario_gate is None:
-        scenario_gate = candidate.manifest.scenario.get("gate") or {}
-    return spec_from_mapping(dict(scenario_gate), f"{candidate.path} (scenario gate block)")
+        scenario_gate = read_manifest(candidate).scenario.get("gate") or {}
+    return spec_from_mapping(dict(scenario_gate), f"{candidate / MANIFEST} (scenario gate block)")
 
 
 def _check_statuses(baselines: Sequence[Source], candidates: Sequence[Source]) -> None:
@@ -236,8 +237,7 @@ def gate_run(
     candidates_args = _paths(candidate_dir)
     if not candidates_args:
         raise BaselineError("no candidate run given")
-    first = load_sources(candidates_args[:1], price_book, billing_model, baselines_root)[0]
-    spec = _spec(scenario_gate, first)
+    spec = _spec(scenario_gate, resolve(candidates_args[0], baselines_root))
     baseline_args = _paths(baseline_dir) or _paths(spec.baseline)
     sources = load_sources([*baseline_args, *candidates_args], price_book, billing_model,
                            baselines_root)  # fmt: skip

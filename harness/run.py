@@ -8,6 +8,7 @@ so the artifacts on disk always describe what was recorded.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 import time
@@ -26,6 +27,7 @@ from harness.faults.timeline import FaultTimeline
 from harness.interrupt import StopFlag
 from harness.meter.process import ProcessMeter
 from harness.meter.sampler import Sampler
+from harness.profiling import ProfileReceiver
 from harness.progress import Progress
 from harness.stack.local import LocalStack
 from harness.traffic.engine import Traffic
@@ -76,6 +78,7 @@ class Run:
         self.sampler = Sampler(ProcessMeter(self.stack.replicas), self.clock, run_dir / art.USAGE)
         self.traffic: Traffic | None = None
         self.faults: FaultTimeline | None = None
+        self.profiles: ProfileReceiver | None = None
         self.progress = Progress(scenario.traffic.total_duration, live=live)
         self.manifest = art.Manifest(
             run_id=run_dir.name, scenario_name=scenario.name,
@@ -83,6 +86,7 @@ class Run:
             runtime=scenario.target.runtime, price_book=price_book, started_at=time.time(),
             versions=_versions(), git_sha=_git_sha(scenario.source.parent),
             traffic={"model": scenario.traffic.model, "variant": variant},
+            harness_pid=os.getpid(),
         )
 
     def execute(self) -> RunResult:
@@ -111,6 +115,7 @@ class Run:
         self.manifest.error = message
 
     def _run(self) -> None:
+        self._start_profiling()
         self.progress.note("starting the stack")
         self.stack.up(self.stop_flag)
         self.manifest.services = self.stack.describe()
@@ -120,6 +125,18 @@ class Run:
         self.faults = self._fault_timeline(self.traffic)
         self.traffic.start()
         self._drive(self.traffic)
+
+    def _start_profiling(self) -> None:
+        """Targets send profiles to the embedded receiver, or to the user's Pyroscope."""
+        spec = self.scenario.profiling
+        if not spec.enabled:
+            return
+        url = spec.server
+        if url is None:
+            self.profiles = ProfileReceiver(self.run_dir / "profiles", phase=self.clock.current)
+            url = self.profiles.url
+        self.stack.extra_env = {"HARNESS_PYROSCOPE_URL": url,
+                                "HARNESS_PYROSCOPE_SAMPLE_RATE": str(spec.sample_rate)}
 
     def _fault_timeline(self, traffic: Traffic) -> FaultTimeline:
         proxy = self.stack.proxy.client() if self.stack.proxy is not None else None
@@ -154,6 +171,8 @@ class Run:
     def _enter_phase(self, name: str, priced: bool) -> None:
         self._close_phase()
         self.clock.current = name
+        if self.profiles is not None:
+            self.profiles.phase = name
         self.manifest.phases.append(art.PhaseWindow(name=name, start=time.time(), priced=priced))
         art.write_manifest(self.run_dir, self.manifest)
 
@@ -171,7 +190,10 @@ class Run:
             steps.append(("fault reverts", self.faults.revert_all))
         if self.traffic is not None:
             steps.append(("traffic", self.traffic.stop))
-        steps += [("sampler", self.sampler.stop), ("stack", self.stack.down)]
+        steps.append(("sampler", self.sampler.stop))
+        if self.profiles is not None:
+            steps.append(("profile receiver", self.profiles.stop))
+        steps.append(("stack", self.stack.down))
         for what, step in steps:
             try:
                 step()
@@ -180,11 +202,31 @@ class Run:
                 if self.manifest.status == "completed":
                     self.manifest.status = "failed"
         records = self.recorder.close()
+        self._export_profiles()
         self._traffic_summary(records)
         self.manifest.ended_at = time.time()
         self.stop_flag.uninstall()
         art.write_manifest(self.run_dir, self.manifest)
         return records
+
+    def _export_profiles(self) -> None:
+        """With ``profiling.server``, copy the run's profiles from that Pyroscope to disk."""
+        spec = self.scenario.profiling
+        if not spec.enabled or spec.server is None:
+            return
+        from harness.profiling.query import PyroscopeQuery
+
+        auth = None
+        if spec.basic_auth:
+            user, _, password = spec.basic_auth.partition(":")
+            auth = (user, password)
+        try:
+            query = PyroscopeQuery(spec.server, basic_auth=auth, tenant=spec.tenant)
+            for name, svc in self.scenario.target.services.items():
+                if svc.kind == "process":
+                    query.export(self.run_dir / "profiles", name, self.manifest.phases)
+        except HarnessError as exc:  # profiles are optional: the run keeps its other artifacts
+            self.manifest.error = self.manifest.error or f"profiles not exported: {exc}"
 
     def _traffic_summary(self, records: int) -> None:
         info: dict[str, Any] = dict(self.manifest.traffic) | {"records": records}

@@ -27,7 +27,6 @@ from pydantic import (
 
 from harness.errors import InputError, ScenarioInvalid
 from harness.faults.spec import FaultSpec, fault_problems
-from harness.variants import Variants, patched, variant_problems
 from harness.scenario_requests import Param, RenderedRequest, RequestSpec
 from harness.scenario_values import (
     Count,
@@ -45,6 +44,7 @@ from harness.scenario_values import (
     split_command,
 )
 from harness.scenario_yaml import parse_document, read_text, validation_problems
+from harness.variants import Variants, patched, variant_problems
 
 __all__ = [
     "Param",
@@ -267,6 +267,17 @@ class Pricing(StrictModel):
 
     price_book: Annotated[str, Field(min_length=1)] = "opencost-default"
     overrides: dict[str, NonNegative] = Field(default_factory=dict)
+    monthly_calls: Positive | None = None  # for the monthly projection and amortized costs
+
+
+class Profiling(StrictModel):
+    """Continuous profiling of the targets: an embedded Pyroscope receiver, or a real server."""
+
+    enabled: bool = False
+    sample_rate: Count = 100
+    server: str | None = None  # read the run's profiles from this Pyroscope instead
+    basic_auth: str | None = None  # "user:password"; never written to artifacts
+    tenant: str | None = None
 
 
 def _empty_if_none(value: object) -> object:
@@ -292,6 +303,7 @@ class Scenario(StrictModel):
         default_factory=list
     )
     gate: Annotated[dict[str, Any], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
+    profiling: Profiling = Field(default_factory=Profiling)
     _source: Path = PrivateAttr(default=Path("<memory>"))
 
     def model_post_init(self, context: Any, /) -> None:
@@ -305,8 +317,11 @@ class Scenario(StrictModel):
         return self._source
 
     def dump(self) -> dict[str, Any]:
-        """JSON-able form, for the manifest."""
-        return self.model_dump(mode="json")
+        """JSON-able form, for the manifest; secrets are redacted."""
+        data = self.model_dump(mode="json")
+        if data["profiling"].get("basic_auth"):
+            data["profiling"]["basic_auth"] = "***"
+        return data
 
     def with_overrides(self, duration: float | None = None, runtime: str | None = None) -> Scenario:
         """A copy with the CLI's ``--duration`` (seconds) and ``--runtime`` applied."""

@@ -22,6 +22,7 @@ from harness.cost.bootstrap import ci_by
 from harness.cost.breakdown import per_call, request_costs
 from harness.cost.ledger import CATEGORIES, UNATTRIBUTED, Ledger, write_atomic
 from harness.cost.models import compare_billing_models
+from harness.cost.profiles import profile_check
 from harness.cost.quantities import COUNTERS
 from harness.rundata import RunData
 
@@ -208,6 +209,7 @@ def build_summary(run: RunData, ledger: Ledger) -> dict[str, Any]:
         "endpoints": _endpoints(run, costs),
         "phases": _phases(run, costs),
         "notes": list(run.notes),
+        "profiles": profile_check(ledger.inputs.groups, run.run_dir / "profiles"),
     }
     return summary
 

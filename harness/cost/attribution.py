@@ -1,10 +1,10 @@
 """Attribution: which requests a charge is spread over, by what weight, and how much of it.
 
 Best method first, per charge: the charge's weights in order (request CPU from Server-Timing,
-then latency for a service that receives requests; share of cache / DB operations, then
-latency, for backing services; the billed quantity itself for usage-priced items), then an even
-split over the calls. The first weight with a positive total over the charge's requests (same
-phase, and same receiving service when set) wins. What no request explains is the charge's
+then per-endpoint CPU from profiles, then latency for a service that receives requests; share
+of cache / DB operations, then latency, for backing services; the billed quantity itself for
+usage-priced items), then an even split over the calls. The first weight with a positive
+total over the charge's requests (same phase, and same receiving service when set) wins. What no request explains is the charge's
 ``unattributed`` part:
 
 * measured CPU: requests explain ``min(1, Σcpu_ms / billed vCPU-seconds)`` of the CPU charge;
@@ -28,6 +28,7 @@ from harness.cost.quantities import EXTERNAL_COLUMN, RequestTotals
 
 METHODS = {
     "cpu_ms": "measured: request CPU (Server-Timing)",
+    "profile_ms": "profile: per-endpoint CPU from profiles",
     "latency_ms": "latency-weighted",
     "calls": "even",
     "cache_ops": "ops-share: cache operations",

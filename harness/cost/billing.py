@@ -30,7 +30,7 @@ from harness.cost.pricebook import PriceBook
 from harness.cost.services import ServiceSpec
 
 SECONDS_PER_MONTH = 30 * 86_400
-CPU_WEIGHTS = ("cpu_ms", "latency_ms", "calls")
+CPU_WEIGHTS = ("cpu_ms", "profile_ms", "latency_ms", "calls")
 BACKING_WEIGHTS = {"cache": "cache_ops", "database": "db_ops"}
 METERED = (
     ("cpu", "cpu_s", ("vcpu_hour", "vcpu_second"), "vCPU-seconds"),

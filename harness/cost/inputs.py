@@ -8,6 +8,7 @@ import pandas as pd
 
 from harness.artifacts import PhaseWindow
 from harness.cost.metering import Metering, meter
+from harness.cost.profiles import add_profile_weights
 from harness.cost.quantities import (
     GROUP_KEYS,
     QuantityContext,
@@ -43,7 +44,8 @@ def prepare_inputs(run: RunData, granularity_ms: float) -> LedgerInputs:
     entry = entry_service(services)
     t0 = run.manifest.started_at
     context = QuantityContext(t0, granularity_ms, replica_services(run.usage), entry)
-    requests = aggregate_requests(run.priced_batches(), context)
+    requests = add_profile_weights(aggregate_requests(run.priced_batches(), context),
+                                   run.run_dir / "profiles")
     keys = [*GROUP_KEYS, "service"]
     sums = [c for c in requests.columns if c not in (*keys, "sec")]
     groups = (

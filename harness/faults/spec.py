@@ -16,12 +16,11 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.scenario_values import (
     Count,
-    Problem,
     Duration,
     Memory,
     NonNegative,
-    Positive,
     PositiveDuration,
+    Problem,
     StrictModel,
     show,
 )

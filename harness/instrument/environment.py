@@ -38,8 +38,10 @@ def pyroscope_tag_wrapper(replica: str) -> TagWrapper | None:
     if not _pyroscope_configured:
         service = os.environ.get("HARNESS_SERVICE") or "target"
         try:
+            rate = int(os.environ.get("HARNESS_PYROSCOPE_SAMPLE_RATE") or 100)
             pyroscope.configure(
-                application_name=service, server_address=url, tags={"replica": replica}
+                application_name=service, server_address=url, tags={"replica": replica},
+                sample_rate=rate,
             )
         except Exception as exc:  # a foreign agent: any failure means no profiles
             raise TargetError(f"cannot start the Pyroscope agent for {url}: {exc}") from exc

@@ -43,7 +43,10 @@ class WSGIMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self._tag is None:
             return self._handle(environ, start_response)
-        endpoint = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
+        # The harness names each request's endpoint (its scenario name, e.g. a route template);
+        # other clients get the raw method and path.
+        endpoint = environ.get("HTTP_X_HARNESS_ENDPOINT") or (
+            f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}")
         with self._tag({"endpoint": endpoint}):
             return self._handle(environ, start_response)
 

@@ -17,14 +17,14 @@ from harness.report.format import usd
 __all__ = ["CATEGORY_COLOURS", "Stack", "stacked_bars"]
 
 W = 960
-LABEL_W, NOTE_W, ROW_H, BAR_H, TOP = 210, 150, 26, 16, 30
+LABEL_W, NOTE_W, ROW_H, BAR_H, TOP = 250, 150, 26, 16, 30
 CATEGORY_COLOURS = {
     "compute": "#2563eb", "memory": "#60a5fa", "egress": "#7c3aed", "database": "#059669",
     "cache": "#34d399", "external": "#dc2626", "observability": "#d97706",
     "requests": "#0891b2", "amortized": "#6b7280", "unattributed": "#d1d5db",
 }  # fmt: skip
 OTHER_COLOUR = "#9ca3af"
-MAX_LABEL = 30
+MAX_LABEL = 32
 
 
 @dataclass(frozen=True)

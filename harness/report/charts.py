@@ -21,6 +21,8 @@ __all__ = ["Band", "Series", "line_chart"]
 W, H = 720, 210
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 14, 40, 26
 Scale = Callable[[float], float]
+MIN_LABEL_PX = 60.0  # a narrow band still shows the start of its label
+CHAR_PX = 5.6  # advance of a 10-px sans-serif character, a little generous
 COLOURS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2"]
 
 
@@ -92,6 +94,12 @@ def line_chart(title: str, unit: str, xs: Sequence[float], series: Sequence[Seri
     return Markup("".join(parts))
 
 
+def fit(label: str, width_px: float) -> str:
+    """``label`` cut (with an ellipsis) to what fits in ``width_px`` of 10-px text."""
+    room = max(int(width_px / CHAR_PX), 1)
+    return label if len(label) <= room else label[: max(room - 1, 0)] + "…"
+
+
 def _bands(bands: Sequence[Band], px: Scale) -> list[str]:
     """Shaded spans; fault labels alternate between two rows so neighbours stay legible."""
     out = []
@@ -100,6 +108,7 @@ def _bands(bands: Sequence[Band], px: Scale) -> list[str]:
         x_a, x_b = px(b.start), px(b.end)
         width = max(x_b - x_a, 1.5)
         label = escape(b.label)
+        shown = escape(fit(b.label, max(width, MIN_LABEL_PX)))
         if b.kind == "anomaly":
             y_text = H - PAD_B - 4
         else:
@@ -108,7 +117,7 @@ def _bands(bands: Sequence[Band], px: Scale) -> list[str]:
         out.append(f'<g class="band {escape(b.kind)}"><rect x="{x_a:.1f}" y="{PAD_T - 16}" '
                    f'width="{width:.1f}" height="{H - PAD_T - PAD_B + 16}"><title>{label}: '
                    f'{seconds(b.start)} – {seconds(b.end)}</title></rect>'
-                   f'<text x="{x_a + 2:.1f}" y="{y_text:.1f}">{label}</text></g>')  # fmt: skip
+                   f'<text x="{x_a + 2:.1f}" y="{y_text:.1f}">{shown}</text></g>')  # fmt: skip
     return out
 
 

@@ -11,10 +11,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import docker
 import docker.errors
+import requests
 from docker.models.containers import Container
 
+import docker
 from harness.errors import TargetError
 
 PROJECT_LABEL = "io.cost-harness.project"
@@ -42,7 +43,7 @@ def connect() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=CLIENT_TIMEOUT_S)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, requests.RequestException) as exc:
         raise TargetError(
             f"the docker runtime needs a Docker Engine, and none answered at {engine_address()} "
             f"({_reason(exc)}); start dockerd (see docs/docker.md or .ci/docker-setup) or use "
@@ -78,7 +79,7 @@ def sweep(client: docker.DockerClient, project: str) -> list[str]:
              remove: Callable[[Any], None]) -> None:
         try:
             items = lister()
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.RequestException) as exc:
             problems.append(f"cannot list {what}s: {_reason(exc)}")
             return
         for item in items:
@@ -86,7 +87,7 @@ def sweep(client: docker.DockerClient, project: str) -> list[str]:
                 remove(item)
             except docker.errors.NotFound:
                 continue
-            except docker.errors.DockerException as exc:
+            except (docker.errors.DockerException, requests.RequestException) as exc:
                 problems.append(f"cannot remove {what} {item.name}: {_reason(exc)}")
 
     each("container", lambda: client.containers.list(all=True, filters=selector),

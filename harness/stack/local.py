@@ -60,6 +60,7 @@ class LocalStack:
         self.logs = run_dir / "logs"
         self.proxied = proxied
         self.proxy: ProxyProcess | None = None
+        self.extra_env: dict[str, str] = {}  # given to every process service (e.g. profiling)
         self._started: dict[str, _Started] = {}
         self._tmp = Path(tempfile.mkdtemp(prefix="harness-data-"))
 
@@ -184,7 +185,7 @@ class LocalStack:
         argv = [fill(part, values, f"{where}: command") for part in svc.command]
         env = _base_env(self.run_dir) | {
             k: fill(v, values, f"{where}: env.{k}") for k, v in svc.env.items()}
-        env |= {"PORT": str(started.port), "HARNESS_REPLICA": rid,
+        env |= self.extra_env | {"PORT": str(started.port), "HARNESS_REPLICA": rid,
                 "HARNESS_SERVICE": started.name,
                 "HARNESS_CONTROL_FILE": str(self.control_file(started.name))}
         return ChildProcess(rid, argv, env, self.logs / f"{rid}.log")

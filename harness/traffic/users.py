@@ -97,6 +97,7 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
         spec = pick()
         req = spec.render(rng)
         headers = dict(req.headers)
+        headers["X-Harness-Endpoint"] = spec.name  # lets profiles be tagged by endpoint name
         if lifetime > 0:
             now = time.monotonic()
             opened = getattr(user, "_harness_opened", None)

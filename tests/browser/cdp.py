@@ -36,9 +36,11 @@ class Browser:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 
-        def wire() -> None:  # in the child: the pipe ends become fds 3 and 4
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
+        def wire() -> None:  # in the child: the pipe ends become fds 3 and 4 (inheritable);
+            # copy both first, so that placing one cannot overwrite the other
+            read_end, write_end = os.dup(to_chrome_r), os.dup(from_chrome_w)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
 
         self.proc = subprocess.Popen(  # noqa: S603 (fixed argv, local binary)
             [binary, *FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],

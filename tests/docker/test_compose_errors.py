@@ -3,20 +3,25 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
-from harness.errors import TargetError
+from harness.errors import Interrupted, TargetError
 from harness.images.bootstrap import build_image
-from harness.stack.compose_engine import connect
+from harness.stack.compose_cli import find_compose
+from harness.stack.compose_engine import PROJECT_LABEL, connect
 from tests.docker.conftest import StackFactory
 from tests.docker.test_compose_stack import NoCancel
 
 pytestmark = pytest.mark.docker
+ROOT = Path(__file__).resolve().parents[2]
 
 ONE = """
 name: one
@@ -89,3 +94,39 @@ def test_failing_image_build_is_one_error_and_leaves_no_container(
     assert message.startswith("image cost-harness/broken:test: the build failed")
     assert "returned a non-zero code: 3" in message
     assert {c.id for c in docker_client.containers.list(all=True)} == before
+
+
+class CancelAfter:
+    """A run's stop flag that is set after ``calls`` checks (a SIGINT during start-up)."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+
+    def raise_if_set(self) -> None:
+        self.calls -= 1
+        if self.calls < 0:
+            raise Interrupted("SIGINT")
+
+
+def test_interrupt_during_start_up_leaves_nothing(make_stack: StackFactory) -> None:
+    stack = make_stack(ONE.replace("CPU", "0.5").replace("command:", "replicas: 2\n      command:"))
+    with pytest.raises(Interrupted):
+        stack.up(CancelAfter(8))  # inside a compose call or a health wait
+    # make_stack's teardown runs down() and fails the test if anything labelled is left
+
+
+def test_root_compose_file_is_valid_with_the_bootstrapped_images(
+        images: dict[str, str], tmp_path: Path) -> None:
+    env = dict(os.environ) | images
+    command = find_compose()
+    done = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "config"],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    assert config["services"]["cache"]["image"] == images["REDIS_IMAGE"]
+    assert config["services"]["db"]["image"] == images["POSTGRES_IMAGE"]
+    for name, spec in config["services"].items():
+        assert spec["labels"][PROJECT_LABEL] == "cost-harness-sample", name
+        for port in spec.get("ports", []):  # v1 prints strings, v2 mappings
+            host = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
+            assert host == "127.0.0.1", (name, port)

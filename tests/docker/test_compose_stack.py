@@ -7,7 +7,6 @@ container, network or volume with its project label is left.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import docker
 import pytest
@@ -150,7 +149,7 @@ def test_backing_services_use_in_network_addresses(make_stack: StackFactory) -> 
         "cache", "database"}
 
 
-def test_compose_file_is_kept_in_the_run_dir(make_stack: StackFactory, tmp_path: Path) -> None:
+def test_compose_file_is_kept_in_the_run_dir(make_stack: StackFactory) -> None:
     stack = make_stack(SAMPLE_2.replace("replicas: 2", "replicas: 1"))
     stack.up(NoCancel())
     text = (stack.run_dir / "compose.yml").read_text()

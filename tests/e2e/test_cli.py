@@ -134,3 +134,27 @@ def test_interrupt_keeps_artifacts_and_stops_everything(
     assert manifest["status"] == "interrupted"
     assert (run_dir / "requests.parquet").is_file() and (run_dir / "report.html").is_file()
     assert not leftover_processes(run_dir)
+
+
+def test_cleanup_after_the_harness_is_killed(scenario_file: Writer, run_dir: Path) -> None:
+    text = SHORT.replace("duration: 4s", "duration: 60s").replace(
+        "    api:\n", "    api:\n      replicas: 2\n")
+    proc = subprocess.Popen([HARNESS, "run", str(scenario_file(text)), "--output", str(run_dir)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = run_dir / "requests.parquet.parts"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (parts.is_dir() and any(parts.iterdir())):
+        time.sleep(0.2)
+    proc.kill()  # SIGKILL: no teardown runs
+    proc.wait(timeout=10)
+    assert leftover_processes(run_dir), "the targets should have outlived the killed harness"
+    done = run_cli("cleanup", run_dir)
+    assert done.returncode == 0, done.stderr
+    assert "marked aborted" in done.stdout
+    assert not leftover_processes(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "aborted"
+    import pandas as pd
+
+    assert len(pd.read_parquet(run_dir / "requests.parquet")) > 0  # the parts were kept
+    assert run_cli("report", run_dir).returncode == 0

@@ -267,7 +267,7 @@ def test_pyroscope_tags_each_request_only_when_configured(
     FakeServer().call(wrapped, "/cheap")
     assert fake_pyroscope.tags == [{"endpoint": "GET /cheap"}]
     options = {"application_name": "shop", "server_address": "http://127.0.0.1:4040"}
-    assert fake_pyroscope.configured == [{**options, "tags": {"replica": "r"}}]
+    assert fake_pyroscope.configured == [{**options, "tags": {"replica": "r"}, "sample_rate": 100}]
 
 
 def test_pyroscope_failing_to_start_is_a_target_error(
