@@ -43,8 +43,9 @@ def variant_problems(variants: Variants, services: list[str]) -> list[Problem]:
                              f"variant name must match [A-Za-z0-9._-]+, got {show(name)}"))
         for service in patches:
             if service not in services:
+                known = ", ".join(services)
                 problems.append((("variants", name, service),
-                                 f"{show(service)} names no service (known: {', '.join(services)})"))
+                                 f"{show(service)} names no service (known: {known})"))
     return problems
 
 

@@ -4,8 +4,8 @@ Best method first, per charge: the charge's weights in order (request CPU from S
 then per-endpoint CPU from profiles, then latency for a service that receives requests; share
 of cache / DB operations, then latency, for backing services; the billed quantity itself for
 usage-priced items), then an even split over the calls. The first weight with a positive
-total over the charge's requests (same phase, and same receiving service when set) wins. What no request explains is the charge's
-``unattributed`` part:
+total over the charge's requests (same phase, and same receiving service when set) wins. What
+no request explains is the charge's ``unattributed`` part:
 
 * measured CPU: requests explain ``min(1, Σcpu_ms / billed vCPU-seconds)`` of the CPU charge;
 * otherwise a time-metered charge's explained share is consumed / billed CPU (idle capacity of

@@ -30,10 +30,8 @@ class HPA:
 
     def recommend(self, current: int, metric: float) -> int:
         ratio = metric / self.cfg.target_cpu
-        if abs(ratio - 1.0) <= self.cfg.tolerance:
-            raw = current
-        else:
-            raw = math.ceil(current * ratio)
+        within = abs(ratio - 1.0) <= self.cfg.tolerance
+        raw = current if within else math.ceil(current * ratio)
         return max(self.cfg.min_replicas, min(self.cfg.max_replicas, raw))
 
     def decide(self, t: float, current: int, metric: float) -> Decision:
