@@ -94,11 +94,11 @@ def ci_text(ci: Interval | None, fmt: Callable[[float | None], str]) -> str:
     return f"{lo}…{hi}"
 
 
-def scope_text(scope: Scope) -> str:
-    """``GET /cpu``, ``all endpoints`` or ``category egress`` (escaped)."""
+def scope_text(scope: Scope, escape: Callable[[object], str] = md) -> str:
+    """``GET /cpu``, ``all endpoints`` or ``category egress`` (escaped for Markdown)."""
     if scope.kind == "endpoint":
-        return md(scope.name)
-    return f"category {md(scope.name)}" if scope.kind == "category" else "all endpoints"
+        return escape(scope.name)
+    return f"category {escape(scope.name)}" if scope.kind == "category" else "all endpoints"
 
 
 def _levels_margin(check: Check) -> Margin | None:
@@ -125,11 +125,11 @@ def statistic(check: Check, confidence: float) -> str:
     return f"{fmt(point)} ({confidence * 100:g} % CI {ci_text(ci, fmt)})"
 
 
-def headline(check: Check, confidence: float) -> str:
+def headline(check: Check, confidence: float, escape: Callable[[object], str] = md) -> str:
     """``Cost per call +12 % (95 % CI +8…+16 %) on POST /checkout ❌``."""
     number = statistic(check, confidence)
     number = "" if number == "–" else f" {number}"
-    scope = scope_text(check.scope)
+    scope = scope_text(check.scope, escape)
     return f"{LABELS[check.budget.metric]}{number} on {scope} {EMOJI[check.verdict]}"
 
 
@@ -191,7 +191,7 @@ METHOD = (
 def _testcase(parent: ET.Element, check: Check, result: GateResult) -> None:
     case = ET.SubElement(parent, "testcase", name=xml_text(check.label),
                          classname=f"cost-gate.{check.budget.metric}", time="0")  # fmt: skip
-    summary = xml_text(f"{headline(check, result.confidence)}: {check.reason}")
+    summary = xml_text(f"{headline(check, result.confidence, str)}: {check.reason}")
     strict = result.inconclusive_fails and check.verdict == "inconclusive"
     if check.verdict == "fail" or strict:
         node = ET.SubElement(case, "failure", message=summary, type=f"budget-{check.verdict}")

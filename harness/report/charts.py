@@ -21,6 +21,8 @@ __all__ = ["Band", "Series", "line_chart"]
 W, H = 720, 210
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 14, 40, 26
 Scale = Callable[[float], float]
+TIME_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
+CLOCK_FROM_S = 600  # from ten minutes on, time ticks read m:ss
 MIN_LABEL_PX = 60.0  # a narrow band still shows the start of its label
 CHAR_PX = 5.6  # advance of a 10-px sans-serif character, a little generous
 COLOURS = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2"]
@@ -128,11 +130,19 @@ def _axes(ymax: float, x0: float, x1: float, py: Scale, px: Scale) -> list[str]:
         out.append(f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}"/>'
                    f'<text class="tick" x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">'
                    f"{escape(tick(ymax * frac))}</text>")  # fmt: skip
-    for frac in (0, 0.25, 0.5, 0.75, 1):
-        xv = x0 + (x1 - x0) * frac
+    for xv in x_ticks(x0, x1):
         out.append(f'<text class="tick" x="{px(xv):.1f}" y="{H - 8}" '
-                   f'text-anchor="middle">{seconds(xv)}</text>')
+                   f'text-anchor="middle">{seconds(xv, clock=x1 >= CLOCK_FROM_S)}</text>')
     return out
+
+
+def x_ticks(x0: float, x1: float, most: int = 6) -> list[float]:
+    """Round times between x0 and x1: multiples of the smallest step giving <= ``most``."""
+    step = next((s for s in TIME_STEPS if (x1 - x0) / s <= most), TIME_STEPS[-1])
+    while (x1 - x0) / step > most:
+        step *= 2
+    first = math.ceil(x0 / step) * step
+    return [float(first + i * step) for i in range(int((x1 - first) // step) + 1)]
 
 
 def _path(xs: Sequence[float], s: Series, index: int, px: Scale, py: Scale) -> str:

@@ -39,9 +39,11 @@ def pct(value: float | None) -> str:
     return f"{value * 100:.1f} %"
 
 
-def seconds(value: float) -> str:
-    """An offset from the run start: ``75 s`` or ``12:05`` (minutes) past ten minutes."""
-    if value < 600:
+def seconds(value: float, clock: bool | None = None) -> str:
+    """An offset from the run start: ``75 s``, or with ``clock`` (default: from ten minutes
+    on) ``12:05`` (m:ss) and ``2:00:05`` (h:mm:ss) from an hour on."""
+    if not (value >= 600 if clock is None else clock):
         return f"{value:.0f} s"
-    minutes, secs = divmod(round(value), 60)
-    return f"{minutes}:{secs:02d}"
+    hours, rest = divmod(round(value), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 from gate_factory import windows
 from junitparser import Error, Failure, JUnitXml, Skipped
 
+from harness.compare import SideInfo
 from harness.errors import EXIT_GATE_FAILED, EXIT_INPUT, EXIT_OK, ScenarioInvalid
-from harness.gate import GateResult, Margin, decide, evaluate, margin
+from harness.gate import Check, GateResult, Margin, decide, evaluate, margin
 from harness.gate_budgets import (
     DEFAULT_BUDGETS,
     Budget,
@@ -24,12 +26,13 @@ from harness.gate_budgets import (
     parse_threshold,
     spec_from_mapping,
 )
-from harness.gate_output import gate_json, gate_junit, gate_markdown, publish, GateOutputs
+from harness.gate_output import GateOutputs, gate_json, gate_junit, gate_markdown, publish
 from harness.gate_stats import Contrast, Side, pool
 from harness.gate_windows import Pricing
 
 BASE = {"GET /cpu": (2e-7, 20.0), "GET /cheap": (1e-8, 2.0), "POST /checkout": (5e-6, 50.0)}
 PRICING = Pricing("opencost-default", "usage", "USD")
+CANDIDATE = SideInfo("cand <b>", "/tmp/cand", "run", "shop", ("r1",), ("completed",), 900, 30, 30.0)
 
 
 # --- budget syntax -----------------------------------------------------------------------
@@ -151,16 +154,8 @@ def _contrast(base_cost: dict[str, tuple[float, float]], new_cost: dict[str, tup
     return Contrast(base, new, 0.95)
 
 
-def _result(checks: list, **kw: object) -> GateResult:  # type: ignore[type-arg]
-    info = None
-    return GateResult(tuple(checks), info, _info(), PRICING, 0.95,
-                      bool(kw.get("strict", False)), ())  # fmt: skip
-
-
-def _info():  # type: ignore[no-untyped-def]
-    from harness.compare import SideInfo
-
-    return SideInfo("cand <b>", "/tmp/cand", "run", "shop", ("r1",), ("completed",), 900, 30, 30.0)
+def _result(checks: list[Check], strict: bool = False) -> GateResult:
+    return GateResult(tuple(checks), None, CANDIDATE, PRICING, 0.95, strict, ())
 
 
 def test_aa_passes_and_a_real_regression_fails_naming_the_endpoint() -> None:
@@ -266,7 +261,10 @@ def test_junit_is_parsed_by_a_junit_parser(tmp_path: Path) -> None:
     assert len(cases) == len(result.checks) == 5
     bad = next(name for name in cases if name.startswith("cost_per_call[GET /a|b <script>"))
     assert "\x01" not in bad
-    assert isinstance(cases[bad].result[0], Failure) and "+100 %" in cases[bad].result[0].message
+    failure = cases[bad].result[0]
+    assert isinstance(failure, Failure)
+    assert re.search(r"Cost per call \+\d+ % \(95 % CI", failure.message)
+    assert "<script>alert(1)</script>" in failure.message  # XML-escaped in the file, intact here
     assert isinstance(cases["cost_per_call[missing]"].result[0], Error)
     assert cases["cost_per_call[GET /cpu]"].is_passed
     suite = next(iter(xml))

@@ -165,3 +165,4 @@ def test_format_helpers() -> None:
     assert money(30139.19) == "$30,139.19" and money(0.0012) == "$0.0012"
     assert num(1234.5) == "1,234" and num(1.234) == "1.23" and num(float("nan")) == "–"
     assert pct(0.0155) == "1.6 %" and seconds(75) == "75 s" and seconds(725) == "12:05"
+    assert seconds(7205) == "2:00:05" and seconds(60, clock=True) == "1:00"

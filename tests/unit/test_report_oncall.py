@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.report.bars import Stack, stacked_bars
-from harness.report.charts import Band, Series, line_chart
+from harness.report.charts import Band, Series, line_chart, x_ticks
 from harness.report.oncall import anomalies, downsample, fault_windows
 
 T0 = 1000.0
@@ -102,3 +102,9 @@ def test_stacked_bars_split_by_share() -> None:
     assert widths[0] == pytest.approx(3 * widths[1])
     assert "<i>" not in svg and "&lt;i&gt;x" in svg
     assert "no cost" in stacked_bars([Stack("a", {}, "")], "t")
+
+
+def test_time_ticks_are_round() -> None:
+    assert x_ticks(0, 59) == [0, 10, 20, 30, 40, 50]
+    assert x_ticks(0, 609) == [0, 120, 240, 360, 480, 600]
+    assert len(x_ticks(0, 86_399)) <= 6 and x_ticks(3, 7) == [3, 4, 5, 6, 7]
