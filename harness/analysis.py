@@ -46,7 +46,7 @@ def analyse(run_dir: Path, price_book: str | None = None,
     summary = build_summary(run, ledger)
     write_summary(run_dir, summary)
     report = render_report(run_dir, summary, build_timeline(run, ledger), run.manifest,
-                           book_date=str(book.effective_date))
+                           book_date=str(book.effective_date), ledger=ledger)
     return Analysis(summary, report)
 
 

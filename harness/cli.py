@@ -35,8 +35,20 @@ def _parser() -> argparse.ArgumentParser:
                      help="the run directory (default reports/<timestamp>-<scenario-name>/)")
     run.add_argument("--price-book", metavar="NAME", help="price book name or YAML path")
     run.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    run.add_argument("--master-bind", metavar="HOST:PORT",
+                     help="listen for remote load-generator workers (harness worker) here")
+    run.add_argument("--remote-workers", type=int, default=None, metavar="N",
+                     help="remote workers to wait for with --master-bind (default 1)")
     run.add_argument("--variant", metavar="NAME",
                      help="run only this variant of the scenario (default: every variant)")
+    worker = sub.add_parser("worker", help="join a run as a load-generator worker")
+    worker.add_argument("scenario", type=Path, nargs="?", metavar="SCENARIO",
+                        help="the scenario the master runs (remote workers)")
+    worker.add_argument("--master", required=True, metavar="HOST:PORT")
+    worker.add_argument("--variant", default=None, metavar="NAME")
+    worker.add_argument("--name", default=None, help=argparse.SUPPRESS)
+    worker.add_argument("--scenario-json", type=Path, help=argparse.SUPPRESS)
+    worker.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     val = sub.add_parser("validate", help="check a scenario file; prints OK or every problem")
     val.add_argument("scenario", type=Path, metavar="SCENARIO")
     rep = sub.add_parser("report", help="re-render the report of a run from its artifacts")
@@ -59,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     args = _parser().parse_args(argv)
-    if args.command == "run":
+    if args.command in ("run", "worker"):
         from gevent import monkey  # Locust needs gevent's patches before anything else
 
         monkey.patch_all()

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from harness.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, ScenarioInvalid
+from harness.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    InputError,
+    ScenarioInvalid,
+)
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
@@ -17,7 +24,8 @@ STATUS_EXIT = {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}
 
 def dispatch(args: argparse.Namespace) -> int:
     handlers = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report,
-                "price": cmd_price, "price-books": cmd_price_books, "cleanup": cmd_cleanup}
+                "price": cmd_price, "price-books": cmd_price_books, "cleanup": cmd_cleanup,
+                "worker": cmd_worker}
     return handlers[args.command](args)
 
 
@@ -51,18 +59,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     run_dir: Path = args.output or default_run_dir(scenario)
     prepare_run_dir(run_dir)
+    remote = args.remote_workers if args.remote_workers is not None else (
+        1 if args.master_bind else 0)
+    distributed = {"master_bind": args.master_bind, "remote_workers": remote}
     if len(plans) == 1:
-        return _one_run(plans[0][1], run_dir, book_name, plans[0][0])
-    return _variant_runs(plans, run_dir, book_name)
+        return _one_run(plans[0][1], run_dir, book_name, plans[0][0], distributed)
+    return _variant_runs(plans, run_dir, book_name, distributed)
 
 
-def _one_run(scenario: Scenario, run_dir: Path, book_name: str, variant: str) -> int:
+def _one_run(scenario: Scenario, run_dir: Path, book_name: str, variant: str,
+             distributed: dict[str, Any]) -> int:
     from harness.analysis import analyse, print_summary
     from harness.cost import load_price_book
     from harness.run import Run
 
     book = load_price_book(book_name, scenario.pricing.overrides)
-    run = Run(scenario, run_dir, price_book=book_name, variant=variant)
+    run = Run(scenario, run_dir, price_book=book_name, variant=variant, **distributed)
     run.progress.prices = book.live_prices()
     result = run.execute()
     if result.error:
@@ -77,7 +89,8 @@ def _one_run(scenario: Scenario, run_dir: Path, book_name: str, variant: str) ->
     return STATUS_EXIT.get(result.status, EXIT_RUN_FAILED)
 
 
-def _variant_runs(plans: list[tuple[str, Scenario]], run_dir: Path, book_name: str) -> int:
+def _variant_runs(plans: list[tuple[str, Scenario]], run_dir: Path, book_name: str,
+                  distributed: dict[str, Any]) -> int:
     """Each variant in its own run directory, then a side-by-side summary."""
     from harness.variant_report import write_variant_summary
 
@@ -86,7 +99,7 @@ def _variant_runs(plans: list[tuple[str, Scenario]], run_dir: Path, book_name: s
         print(f"== variant {name}", flush=True)
         vdir = run_dir / name
         vdir.mkdir(parents=True)
-        codes[name] = _one_run(scenario, vdir, book_name, name)
+        codes[name] = _one_run(scenario, vdir, book_name, name, distributed)
         if codes[name] == EXIT_INTERRUPTED:
             break
     report = write_variant_summary(run_dir, [n for n, _ in plans if n in codes])
@@ -133,4 +146,28 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             continue
         print(f"{run_dir}: marked aborted; stopped {len(done.killed)} process(es)"
               + (f"; removed {', '.join(done.removed)}" if done.removed else ""))
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from harness.scenario import Scenario, load_scenario
+    from harness.traffic.worker import run_worker
+
+    if args.scenario_json is not None:  # a local worker the run started
+        import json
+
+        data = json.loads(args.scenario_json.read_text(encoding="utf-8"))
+        source = Path(data.pop("_source"))
+        scenario = Scenario.model_validate(data, context={"source": source})
+    elif args.scenario is not None:
+        scenario = load_scenario(args.scenario)
+        if args.variant:
+            scenario = scenario.variant(args.variant)
+    else:
+        raise InputError("harness worker: give the SCENARIO the master runs")
+    import socket
+
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    records = run_worker(scenario, args.master, args.run_dir, name, args.variant or "default")
+    print(f"worker {name}: {records} request records {'written' if args.run_dir else 'shipped'}")
     return EXIT_OK

@@ -88,6 +88,9 @@ class GateResult:
 
     @property
     def verdict(self) -> Literal["pass", "warn", "fail", "error"]:
+        """The worst outcome; no check at all (e.g. ``*`` over no common endpoint) is an error."""
+        if not self.checks:
+            return "error"
         if self.count("fail") or (self.inconclusive_fails and self.count("inconclusive")):
             return "fail"
         if self.count("error"):
@@ -145,9 +148,13 @@ def _missing(budget: Budget, scope: Scope, where: str, known: Sequence[str]) -> 
 def check(budget: Budget, scope: Scope, contrast: Contrast) -> Check:
     """Evaluate one budget on one scope."""
     if contrast.base is None and budget.needs_baseline:
-        return Check(budget, scope, None, "error", "a change budget needs a baseline")
-    for side, where in ((contrast.new, "candidate"), (contrast.base, "baseline")):
-        if side is not None and not side.has(scope):
+        reason = "a change budget needs a baseline (--baseline or gate.baseline)"
+        return Check(budget, scope, None, "error", reason)
+    sides = [(contrast.new, "candidate")]
+    if contrast.base is not None and budget.needs_baseline:
+        sides.append((contrast.base, "baseline"))
+    for side, where in sides:
+        if not side.has(scope):
             return _missing(budget, scope, where, side.data.endpoints)
     est = contrast.estimate(budget.metric, scope)
     levels = {name: budget.level(name) for name in ("fail", "warn")}

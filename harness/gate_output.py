@@ -148,6 +148,7 @@ TITLES = {"pass": "passed", "warn": "passed with warnings", "fail": "failed",
 def gate_markdown(result: GateResult) -> str:
     """The PR-comment summary: headline, the notable checks, a table of all, the method."""
     counts = ", ".join(f"{result.count(v)} {v}" for v in SEVERITY if result.count(v))
+    counts = counts or "no budget applied to these runs"
     lines = [f"### {EMOJI[result.verdict]} Cost gate {TITLES[result.verdict]} ({counts})", ""]
     notable = sorted((c for c in result.checks if c.verdict != "pass"),
                      key=lambda c: -SEVERITY[c.verdict])  # fmt: skip

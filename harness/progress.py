@@ -18,6 +18,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from harness.meter.sampler import Sampler
+    from harness.traffic.distributed import DistributedTraffic
     from harness.traffic.engine import Traffic
     from harness.traffic.recorder import Recorder
 
@@ -59,15 +60,17 @@ class Progress:
             self._live.stop()
             self._live = None
 
-    def update(self, rec: Recorder, sampler: Sampler, traffic: Traffic) -> None:
+    def update(self, rec: Recorder, sampler: Sampler, traffic: Traffic | DistributedTraffic
+               ) -> None:
         now = time.time()
-        rps = (rec.total - self._last_total) / max(now - self._last_ts, 1e-6)
-        self._last_total, self._last_ts = rec.total, now
+        total, errors = traffic.counts()
+        rps = (total - self._last_total) / max(now - self._last_ts, 1e-6)
+        self._last_total, self._last_ts = total, now
         recent = sorted(ms for end, ms in rec.recent if end >= now - 5.0)
         p95 = recent[int(0.95 * (len(recent) - 1))] if recent else 0.0
         line = (f"{now - self._t0:5.0f}/{self.total_s:.0f} s  {rps:8.1f} req/s  "
-                f"p95 {p95:7.1f} ms  requests {rec.total}  errors {rec.errors}")
-        cost = self._cost_per_call(rec, sampler)
+                f"p95 {p95:7.1f} ms  requests {total}  errors {errors}")
+        cost = self._cost_per_call(total, sampler)
         if cost is not None:
             line += f"  compute ≈ ${cost * 1e6:,.2f} per 1M calls"
         users = traffic.stats()
@@ -79,12 +82,12 @@ class Progress:
             self._last_plain = now
             print(line, file=sys.stderr, flush=True)
 
-    def _cost_per_call(self, rec: Recorder, sampler: Sampler) -> float | None:
-        if self.prices is None or rec.total == 0 or not sampler.first:
+    def _cost_per_call(self, total: int, sampler: Sampler) -> float | None:
+        if self.prices is None or total == 0 or not sampler.first:
             return None
         first = {s.replica: s for s in sampler.first}
         cpu = sum(s.cpu_s - first[s.replica].cpu_s for s in sampler.latest if s.replica in first)
         elapsed = max(time.time() - self._t0, 1e-6)
         gib = sum(s.rss_bytes for s in sampler.latest) / 2**30
         usd = cpu * self.prices.vcpu_second + gib * elapsed * self.prices.gib_second
-        return usd / rec.total
+        return usd / total

@@ -30,6 +30,7 @@ from harness.meter.sampler import Sampler
 from harness.profiling import ProfileReceiver
 from harness.progress import Progress
 from harness.stack.local import LocalStack
+from harness.traffic.distributed import DistributedTraffic
 from harness.traffic.engine import Traffic
 from harness.traffic.recorder import PhaseClock, Recorder
 
@@ -68,7 +69,8 @@ class Run:
     """Owns one run. Attributes are the run's parts; ``execute`` drives them."""
 
     def __init__(self, scenario: Scenario, run_dir: Path, price_book: str,
-                 variant: str = "default", live: bool = True) -> None:
+                 variant: str = "default", live: bool = True, master_bind: str | None = None,
+                 remote_workers: int = 0) -> None:
         self.scenario = scenario
         self.run_dir = run_dir
         self.clock = PhaseClock()
@@ -76,7 +78,8 @@ class Run:
         self.recorder = Recorder(run_dir / art.REQUESTS, self.clock, variant)
         self.stack = _make_stack(scenario, run_dir)
         self.sampler = Sampler(ProcessMeter(self.stack.replicas), self.clock, run_dir / art.USAGE)
-        self.traffic: Traffic | None = None
+        self.traffic: Traffic | DistributedTraffic | None = None
+        self.master_bind, self.remote_workers = master_bind, remote_workers
         self.faults: FaultTimeline | None = None
         self.profiles: ProfileReceiver | None = None
         self.progress = Progress(scenario.traffic.total_duration, live=live)
@@ -121,10 +124,20 @@ class Run:
         self.manifest.services = self.stack.describe()
         art.write_manifest(self.run_dir, self.manifest)
         self.sampler.start()
-        self.traffic = Traffic(self.scenario, self.stack.entry_url(), self.recorder)
+        self.traffic = self._traffic(self.stack.entry_url())
         self.faults = self._fault_timeline(self.traffic)
         self.traffic.start()
         self._drive(self.traffic)
+
+    def _traffic(self, host: str) -> Traffic | DistributedTraffic:
+        local = self.scenario.traffic.worker_count
+        if local <= 1 and self.master_bind is None:
+            return Traffic(self.scenario, host, self.recorder)
+        self.progress.note(f"load from {local if local > 1 else 0} local and "
+                           f"{self.remote_workers} remote worker(s)")
+        return DistributedTraffic(self.scenario, host, self.recorder, self.clock, self.run_dir,
+                                  local=local if local > 1 else 0, remote=self.remote_workers,
+                                  bind=self.master_bind)
 
     def _start_profiling(self) -> None:
         """Targets send profiles to the embedded receiver, or to the user's Pyroscope."""
@@ -138,7 +151,7 @@ class Run:
         self.stack.extra_env = {"HARNESS_PYROSCOPE_URL": url,
                                 "HARNESS_PYROSCOPE_SAMPLE_RATE": str(spec.sample_rate)}
 
-    def _fault_timeline(self, traffic: Traffic) -> FaultTimeline:
+    def _fault_timeline(self, traffic: Traffic | DistributedTraffic) -> FaultTimeline:
         proxy = self.stack.proxy.client() if self.stack.proxy is not None else None
         ctx = FaultContext(self.stack, self.stop_flag, proxy, traffic.schedule, self.sampler,
                            self.run_dir)
@@ -146,7 +159,7 @@ class Run:
                              FaultLog(self.run_dir / art.FAULTS),
                              lambda name: self._enter_phase(name, True))
 
-    def _drive(self, traffic: Traffic) -> None:
+    def _drive(self, traffic: Traffic | DistributedTraffic) -> None:
         t = self.scenario.traffic
         plan = ([("warmup", t.warmup, False)] if t.warmup > 0 else []) + [
             ("baseline", t.measured_duration, True)]
@@ -173,6 +186,8 @@ class Run:
         self.clock.current = name
         if self.profiles is not None:
             self.profiles.phase = name
+        if self.traffic is not None:
+            self.traffic.phase_changed(name)
         self.manifest.phases.append(art.PhaseWindow(name=name, start=time.time(), priced=priced))
         art.write_manifest(self.run_dir, self.manifest)
 
@@ -185,6 +200,11 @@ class Run:
         self.progress.stop()
         self._close_phase()
         self.clock.current = "teardown"
+        if self.traffic is not None:
+            try:
+                self.traffic.phase_changed("teardown")
+            except Exception:  # a broken master link must not stop the teardown
+                pass
         steps: list[tuple[str, Any]] = []
         if self.faults is not None:
             steps.append(("fault reverts", self.faults.revert_all))

@@ -200,6 +200,13 @@ class Traffic(StrictModel):
     # A user's connection is closed once it is this old (0: never), as real clients and load
     # balancers do, so new connections spread over all replicas, including ones added under load.
     connection_lifetime: Duration = 5.0
+    # Load-generator processes: 1 runs Locust in the harness process; N > 1 (or "auto", one
+    # per core) runs N local workers on Locust's master/worker engine.
+    workers: Count | Literal["auto"] = 1
+
+    @property
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
 
     @property
     def measured_duration(self) -> float:

@@ -98,7 +98,8 @@ def _replicas(run: RunData, ledger: Ledger, n: int) -> np.ndarray:
         {"sec": sec[inside], "replica": alive["replica"].astype(object).to_numpy()[inside]}
     )
     per_second = frame.groupby("sec")["replica"].nunique()
-    return per_second.reindex(range(n), fill_value=0).to_numpy(float)
+    # Samples come about once a second, not exactly: a second without one keeps the last count.
+    return per_second.reindex(range(n)).ffill().fillna(0).to_numpy(float)
 
 
 def build_timeline(run: RunData, ledger: Ledger) -> pd.DataFrame:

@@ -187,7 +187,7 @@ def _chart_series(frame: pd.DataFrame, cost_base: float | None) -> list[ChartSpe
 def oncall_context(timeline: pd.DataFrame, manifest: Manifest,
                    records: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     """Template variables of the on-call view (charts, their data, faults, anomalies)."""
-    run_end = (manifest.ended_at or manifest.started_at) + 0.0
+    run_end = manifest.ended_at or manifest.started_at + len(timeline)  # a crashed run: no end
     faults = fault_windows(records, manifest.started_at, run_end)
     if timeline.empty:
         return {"charts": [], "data": None, "faults": faults, "anomalies": [], "bucket_s": 1}

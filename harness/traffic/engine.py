@@ -24,6 +24,7 @@ class Traffic:
 
     def __init__(self, scenario: Scenario, host: str, recorder: Recorder, seed: int = 1) -> None:
         self.scenario = scenario
+        self.recorder = recorder
         self.schedule = Schedule(scenario.traffic)
         self.dispatcher: Dispatcher | None = None
         if self.schedule.open and scenario.locustfile is None:
@@ -64,6 +65,12 @@ class Traffic:
             self.dispatcher.stop()
         self.runner.quit()
         gevent.sleep(0)  # let killed users fire their last events
+
+    def phase_changed(self, name: str) -> None:
+        """The recorder reads the shared phase clock itself; nothing to send."""
+
+    def counts(self) -> tuple[int, int]:
+        return self.recorder.total, self.recorder.errors
 
     def asked_rps(self, start: float, end: float) -> float | None:
         """Open model: mean asked arrival rate over [start, end] (Unix seconds)."""

@@ -7,6 +7,7 @@ path); parsing ``Server-Timing`` and building Arrow columns happen once per flus
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,19 @@ _Row = tuple[float, float, str, str, int, str | None, int, int, str | None, str 
              str | None, str, float | None]
 
 
-class Recorder:
-    """Buffers request events and flushes them as Parquet parts."""
+Sink = Callable[[list[_Row]], None]
 
-    def __init__(self, path: Path, clock: PhaseClock, variant: str) -> None:
-        self.writer = PartWriter(path, REQUEST_SCHEMA)
+
+class Recorder:
+    """Buffers request events and flushes them as Parquet parts (or hands them to ``sink``:
+    a remote load-generator worker ships its batches to the master)."""
+
+    def __init__(self, path: Path, clock: PhaseClock, variant: str, prefix: str = "",
+                 sink: Sink | None = None) -> None:
+        self.writer = PartWriter(path, REQUEST_SCHEMA, prefix)
         self.clock = clock
         self.variant = variant
+        self.sink = sink
         self._rows: list[_Row] = []
         self.total = 0
         self.errors = 0
@@ -62,12 +69,19 @@ class Recorder:
         rows, self._rows = self._rows, []
         if not rows:
             return
-        self.writer.write(_columns(rows, self.variant))
+        if self.sink is not None:
+            self.sink(rows)
+        else:
+            self.writer.write(_columns(rows, self.variant))
         self.total += len(rows)
         for row in rows:
             if row[5] is not None:
                 self.errors += 1
             self.recent.append((row[0] + row[1] / 1000.0, row[1]))
+
+    def add_rows(self, rows: list[list[Any]]) -> None:
+        """Rows shipped by a remote worker (msgpack turned the tuples into lists)."""
+        self._rows.extend(tuple(r) for r in rows)
 
     def close(self) -> int:
         self.flush()

@@ -131,7 +131,7 @@ class Browser:
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
             "sessionId"
         ]
-        page = Page(self, session)
+        page = Page(self, session, target)
         for domain in ("Page", "Runtime", "Log", "Network"):
             page.send(f"{domain}.enable")
         page.send("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
@@ -147,7 +147,12 @@ class Page:
 
     browser: Browser
     session: str
+    target: str
     _mark: int = field(default=0)
+
+    def close(self) -> None:
+        """Close the tab."""
+        self.browser.send("Target.closeTarget", {"targetId": self.target})
 
     def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.browser.send(method, params, self.session)

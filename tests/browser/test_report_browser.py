@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,13 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> RenderedRun:
 
 
 @pytest.fixture
-def page(browser: Browser, rendered: RenderedRun) -> Page:
+def page(browser: Browser, rendered: RenderedRun) -> Iterator[Page]:
     tab = browser.page()
-    tab.open(rendered.report)
-    return tab
+    try:
+        tab.open(rendered.report)
+        yield tab
+    finally:
+        tab.close()
 
 
 def _text(page: Page, selector: str) -> str:
@@ -140,6 +144,7 @@ def test_the_probes_do_catch_a_script_that_runs(browser: Browser, tmp_path: Path
     tab.open(unsafe)
     assert tab.evaluate("document.title") == "PWNED"
     assert tab.evaluate("typeof window.__pwned") == "number"
+    tab.close()
 
     guarded = tmp_path / "guarded.html"
     csp = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\">"
@@ -148,3 +153,4 @@ def test_the_probes_do_catch_a_script_that_runs(browser: Browser, tmp_path: Path
     tab.open(guarded)
     assert tab.evaluate("document.title") == "t"
     assert any("Content Security Policy" in e for e in tab.errors())
+    tab.close()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+from artifact_factory import SIMPLE_PRICES, request, samples, service, write_book, write_run
 
 from harness.gate_windows import N_BINS, RunWindows, latency_bins
+
+PHASES = (("warmup", 0.0, 2.0, False), ("steady", 2.0, 12.5, True))
 
 CATEGORIES = ("compute", "egress", "unattributed")
 SHARES = np.array([0.7, 0.2, 0.1])  # how each endpoint's cost splits over CATEGORIES
@@ -43,3 +49,21 @@ def windows(
         cost=cost,
         latency=latency,
     )
+
+
+def sample_run(
+    tmp_path: Path, name: str = "run", cpu_ms: float = 20.0,
+    gate: dict[str, Any] | None = None, **manifest: Any,
+) -> tuple[Path, str]:  # fmt: skip
+    """A 10.5-s priced run dir: 4 calls/s of /a (``cpu_ms`` each) and 2/s of /b (1 ms of CPU,
+    10 kB out, every 7th an error); returns (run dir, price book path)."""
+    reqs = [request(2.0 + i / 4, "/a", 10.0 + i % 7, cpu_ms=cpu_ms) for i in range(42)]
+    reqs += [request(2.1 + i / 2, "/b", 3.0, cpu_ms=1.0, bytes_out=10_000,
+                     error="HTTP 500" if i % 7 == 0 else None) for i in range(21)]  # fmt: skip
+    reqs.append(request(1.0, "/a", 999.0, phase="warmup"))
+    times = [float(t) for t in range(14)]
+    usage = samples("api", times, [0.2 * t for t in times])
+    scenario = {"pricing": {}, "gate": gate or {}}
+    run_dir = write_run(tmp_path / name, reqs, usage, [service("api", entry=True)], PHASES,
+                        scenario=scenario, **manifest)  # fmt: skip
+    return run_dir, str(write_book(tmp_path / "books", prices=SIMPLE_PRICES))

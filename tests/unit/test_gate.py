@@ -8,12 +8,22 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from gate_factory import windows
+from gate_factory import sample_run, windows
 from junitparser import Error, Failure, JUnitXml, Skipped
 
+from harness.baselines import BaselineError
 from harness.compare import SideInfo
 from harness.errors import EXIT_GATE_FAILED, EXIT_INPUT, EXIT_OK, ScenarioInvalid
-from harness.gate import Check, GateResult, Margin, decide, evaluate, margin
+from harness.gate import (
+    CandidateFailed,
+    Check,
+    GateResult,
+    Margin,
+    decide,
+    evaluate,
+    gate_run,
+    margin,
+)
 from harness.gate_budgets import (
     DEFAULT_BUDGETS,
     Budget,
@@ -237,6 +247,8 @@ def test_exit_codes() -> None:
     assert _result(passing + broken).exit_code == EXIT_INPUT
     failing = evaluate(budgets, _contrast(BASE, dict(BASE, **{"GET /cpu": (4e-7, 20.0)})))
     assert _result(failing + broken).exit_code == EXIT_GATE_FAILED
+    assert _result([]).exit_code == EXIT_INPUT  # no budget applied to these runs
+    assert "no budget applied" in gate_markdown(_result([]))
 
 
 # --- outputs -----------------------------------------------------------------------------
@@ -305,3 +317,40 @@ def test_publish_writes_files_and_the_step_summary(tmp_path: Path,
     assert data["verdict"] == "fail" and data["exit_code"] == 1
     assert data["counts"]["fail"] == 1 and data == gate_json(result)
     assert (tmp_path / "o/g.md").read_text(encoding="utf-8") == text
+
+
+# --- gate_run on run directories ---------------------------------------------------------
+
+
+def test_gate_run_takes_budgets_from_the_candidates_manifest(tmp_path: Path) -> None:
+    gate = {"budgets": [{"metric": "direct_cost_per_call", "endpoint": "*", "fail": "+10%"}]}
+    base, book = sample_run(tmp_path, "base", gate=gate)
+    same, _ = sample_run(tmp_path, "same", gate=gate)
+    slow, _ = sample_run(tmp_path, "slow", cpu_ms=26.0, gate=gate)
+    passed = gate_run(same, base, price_book=book, billing_model="usage")
+    assert [c.label for c in passed.checks] == ["direct_cost_per_call[/a]",
+                                                "direct_cost_per_call[/b]"]  # fmt: skip
+    assert passed.exit_code == EXIT_OK and passed.baseline is not None
+    failed = gate_run([slow], [base], price_book=book, billing_model="usage")
+    assert {c.label: c.verdict for c in failed.checks} == {
+        "direct_cost_per_call[/a]": "fail", "direct_cost_per_call[/b]": "pass"}
+    pooled = gate_run([same, slow], [base, same], price_book=book, billing_model="usage")
+    assert pooled.candidate.run_ids == ("same", "slow") and pooled.baseline is not None
+    assert pooled.baseline.requests == 2 * 63
+    cli = [parse_cli_budget("error_rate:50%"), parse_cli_budget("cost_per_call:+5%")]
+    alone = gate_run(same, None, GateSpec(), cli, price_book=book)  # limits need no baseline
+    assert [c.verdict for c in alone.checks] == ["pass", "error"]
+    assert alone.checks[0].estimate is not None
+    assert alone.checks[0].estimate.new == pytest.approx(3 / 63)  # 3 errors in 63 calls
+
+
+def test_gate_run_refuses_failed_runs(tmp_path: Path) -> None:
+    base, book = sample_run(tmp_path, "base")
+    crashed, _ = sample_run(tmp_path, "crashed", status="failed", error="target crashed")
+    with pytest.raises(CandidateFailed, match="status failed") as info:
+        gate_run(crashed, base, price_book=book)
+    assert info.value.exit_code == 3
+    with pytest.raises(BaselineError, match="choose a completed run"):
+        gate_run(base, crashed, price_book=book)
+    with pytest.raises(ScenarioInvalid, match=r"gate\.budgets\[0\]\.metric"):
+        gate_run(base, base, {"budgets": [{"metric": "latency", "fail": "+1%"}]}, price_book=book)

@@ -6,6 +6,8 @@ import base64
 import hashlib
 import json
 import re
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,14 +56,17 @@ def _requests() -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.fixture
-def priced(tmp_path: Path) -> Priced:
+@pytest.fixture(scope="module")
+def priced(tmp_path_factory: pytest.TempPathFactory) -> Priced:
+    """One priced run shared by the module's tests (they must leave it as they found it)."""
+    tmp_path = tmp_path_factory.mktemp("report")
     times = [float(t) for t in range(15)]
     usage = samples("api", times, [0.5 * t for t in times], rss=GIB)
     run_dir = write_run(tmp_path / "run", _requests(), usage, [service("api", entry=True)],
                         PHASES, scenario_name=EVIL, scenario={"description": EVIL})  # fmt: skip
     faults = [{"fault": EVIL, "kind": "downstream", "target": "api", "action": a, "status": "ok",
-               "start": t, "end": t + 0.1, "error": None} for a, t in (("inject", 8), ("revert", 14))]
+               "start": t, "end": t + 0.1, "error": None}
+              for a, t in (("inject", 8), ("revert", 14))]  # fmt: skip
     (run_dir / FAULTS).write_text("".join(json.dumps(f) + "\n" for f in faults), "utf-8")
     book = load_price_book(str(write_book(tmp_path / "books", prices=SIMPLE_PRICES)),
                            {"db_read": 0.0})  # fmt: skip
@@ -119,7 +124,7 @@ def test_views_and_debug_details(priced: Priced) -> None:
     assert "effective 2026-01-01" in html and 'id="flames"' not in html
 
 
-def test_renders_without_a_ledger(priced: Priced, tmp_path: Path) -> None:
+def test_renders_without_a_ledger(priced: Priced) -> None:
     """The old call (no ledger) still renders every view, minus the ledger-only parts."""
     path = render_report(priced.run_dir, priced.summary, priced.timeline, priced.manifest,
                          book_date="2026-01-01")  # fmt: skip
@@ -129,8 +134,17 @@ def test_renders_without_a_ledger(priced: Priced, tmp_path: Path) -> None:
     assert html.count('<svg class="chart"') == 6
 
 
-def test_flame_graphs_when_profiles_exist(priced: Priced) -> None:
+@pytest.fixture
+def profiles(priced: Priced) -> Iterator[Path]:
     directory = priced.run_dir / PROFILES_DIR
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_flame_graphs_when_profiles_exist(priced: Priced, profiles: Path) -> None:
+    directory = profiles
     (directory / "api").mkdir(parents=True)
     (directory / "api" / "a.folded").write_text(f"main;{EVIL} 3000000\nmain;idle 1000000\n")
     entry = ProfileEntry(service="api", phase="baseline", endpoint=EVIL, cpu_s=0.004, uploads=1,
@@ -166,3 +180,16 @@ def test_format_helpers() -> None:
     assert num(1234.5) == "1,234" and num(1.234) == "1.23" and num(float("nan")) == "–"
     assert pct(0.0155) == "1.6 %" and seconds(75) == "75 s" and seconds(725) == "12:05"
     assert seconds(7205) == "2:00:05" and seconds(60, clock=True) == "1:00"
+
+
+def test_a_run_without_requests_still_renders(tmp_path: Path) -> None:
+    times = [float(t) for t in range(15)]
+    usage = samples("api", times, [0.5 * t for t in times], rss=GIB)
+    run_dir = write_run(tmp_path / "empty", [], usage, [service("api", entry=True)], PHASES)
+    book = load_price_book(str(write_book(tmp_path / "books", prices=SIMPLE_PRICES)))
+    run = load_run(run_dir)
+    ledger = build_ledger(run, book)
+    html = render_html(run_dir, build_summary(run, ledger), build_timeline(run, ledger),
+                       run.manifest, None, ledger)  # fmt: skip
+    assert _by_id(html, "requests") == "0" and "No endpoint was priced." in html
+    assert "No fault was injected." in html
