@@ -152,7 +152,8 @@ def wait_http(url: str, proc: Child, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
-            raise SystemExit(f"{proc.name} exited with {proc.popen.returncode} before {url} answered")
+            code = proc.popen.returncode
+            raise SystemExit(f"{proc.name} exited with {code} before {url} answered")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if 200 <= response.status < 300:

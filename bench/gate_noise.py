@@ -30,8 +30,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.gate import GateResult, gate_run  # noqa: E402
-from harness.gate_budgets import Budget, GateSpec, parse_cli_budget  # noqa: E402
+from harness.baselines import load_sources  # noqa: E402
+from harness.gate import evaluate  # noqa: E402
+from harness.gate_budgets import parse_cli_budget  # noqa: E402
+from harness.gate_stats import Contrast, Side, pool  # noqa: E402
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 SCENARIO = """
@@ -66,6 +68,8 @@ BUDGET_SETS: dict[str, list[str]] = {
     "cost +10%": ["cost_per_call:+10%", "cost_per_call[*]:+10%"],
     "cost +5%": ["cost_per_call:+5%", "cost_per_call[*]:+5%"],
     "cost +0% (significance only)": ["cost_per_call:+0%", "cost_per_call[*]:+0%"],
+    "direct cost +5%": ["direct_cost_per_call:+5%", "direct_cost_per_call[*]:+5%"],
+    "direct cost +0%": ["direct_cost_per_call:+0%", "direct_cost_per_call[*]:+0%"],
     "p95 latency +25%": ["p95_ms:+25%"],
 }
 
@@ -86,20 +90,34 @@ def run_once(runs_dir: Path, name: str, factor: float, duration: float, reuse: b
     return out
 
 
-def verdicts(candidate: Path, baseline: Path, sets: dict[str, list[Budget]]) -> dict[str, Any]:
-    """Per budget set: the gate's verdict and the labels of failing checks."""
-    out: dict[str, Any] = {}
-    for name, budgets in sets.items():
-        result: GateResult = gate_run(candidate, baseline, GateSpec(budgets=budgets),
-                                      billing_model="usage")  # fmt: skip
-        out[name] = {
-            "verdict": result.verdict,
-            "failed": [c.label for c in result.checks if c.verdict == "fail"],
-            "inconclusive": [c.label for c in result.checks if c.verdict == "inconclusive"],
-            "cpu_change": next((c.estimate.rel for c in result.checks
-                                if c.label.endswith("[GET /cpu]") and c.estimate), None),
-        }  # fmt: skip
-    return out
+class Evaluator:
+    """Gates runs under every budget set, pricing each run once (usage billing)."""
+
+    def __init__(self, dirs: dict[str, Path]) -> None:
+        names = list(dirs)
+        sources = load_sources([dirs[n] for n in names], billing_model="usage")
+        self.runs = {n: s.runs[0] for n, s in zip(names, sources, strict=True)}
+        self.sets = {name: [parse_cli_budget(text) for text in texts]
+                     for name, texts in BUDGET_SETS.items()}  # fmt: skip
+
+    def gate(self, candidates: Sequence[str], baselines: Sequence[str]) -> dict[str, Any]:
+        """Per budget set: the verdict, failing and inconclusive checks, the GET /cpu change."""
+        base = Side(pool([self.runs[n] for n in baselines]), seed=0)
+        new = Side(pool([self.runs[n] for n in candidates]), seed=1)
+        contrast = Contrast(base, new, 0.95)
+        out: dict[str, Any] = {}
+        for name, budgets in self.sets.items():
+            checks = evaluate(budgets, contrast)
+            failed = [c.label for c in checks if c.verdict == "fail"]
+            unsure = [c.label for c in checks if c.verdict == "inconclusive"]
+            cpu = next((c.estimate for c in checks if c.label.endswith("[GET /cpu]")), None)
+            out[name] = {
+                "verdict": "fail" if failed else "inconclusive" if unsure else "pass",
+                "failed": failed,
+                "inconclusive": unsure,
+                "cpu_change": cpu.rel if cpu else None,
+            }
+        return out
 
 
 def schedule(aa: int, repeats: int, factors: Sequence[float]) -> list[tuple[str, float]]:
@@ -113,24 +131,45 @@ def schedule(aa: int, repeats: int, factors: Sequence[float]) -> list[tuple[str,
     return plan
 
 
-def table(results: dict[str, Any], aa: int, factors: Sequence[float], repeats: int) -> str:
+def table(aa: list[dict[str, Any]], regressed: dict[str, list[dict[str, Any]]]) -> str:
+    """One row per budget set: A/A false alarms and how often each factor was caught."""
+    factors = list(regressed)
     lines = ["| budget set | A/A false alarms | A/A inconclusive | "
-             + " | ".join(f"caught at x{f:g}" for f in factors) + " | smallest caught every time |",
+             + " | ".join(f"caught at x{f}" for f in factors) + " | smallest caught every time |",
              "|---|--:|--:|" + "--:|" * len(factors) + "---|"]  # fmt: skip
     for name in BUDGET_SETS:
-        pairs = [results["aa"][k][name] for k in range(aa)]
-        alarms = sum(p["verdict"] == "fail" for p in pairs)
-        unsure = sum(bool(p["inconclusive"]) and p["verdict"] != "fail" for p in pairs)
+        alarms = sum(g[name]["verdict"] == "fail" for g in aa)
+        unsure = sum(g[name]["verdict"] == "inconclusive" for g in aa)
         cells, smallest = [], "none"
         for factor in factors:
-            runs = [results["regressed"][f"{factor:g}"][k][name] for k in range(repeats)]
-            caught = sum(r["verdict"] == "fail" for r in runs)
-            cells.append(f"{caught}/{repeats}")
-            if caught == repeats and smallest == "none":
-                smallest = f"x{factor:g}"
-        lines.append(f"| {name} | {alarms}/{aa} | {unsure}/{aa} | " + " | ".join(cells)
-                     + f" | {smallest} |")  # fmt: skip
+            caught = sum(g[name]["verdict"] == "fail" for g in regressed[factor])
+            cells.append(f"{caught}/{len(regressed[factor])}")
+            if caught == len(regressed[factor]) and smallest == "none":
+                smallest = f"x{factor}"
+        lines.append(f"| {name} | {alarms}/{len(aa)} | {unsure}/{len(aa)} | "
+                     + " | ".join(cells) + f" | {smallest} |")  # fmt: skip
     return "\n".join(lines)
+
+
+def evaluate_all(dirs: dict[str, Path], aa: int, repeats: int,
+                 factors: Sequence[float]) -> dict[str, Any]:  # fmt: skip
+    """Single-run gates (A/A: consecutive same-code runs; regressions: against the same-code run
+    made just before) and pooled gates of two runs per side (``--repeat 2``)."""
+    ev = Evaluator(dirs)
+    a = [f"a{k:02d}" for k in range(aa + 1)]
+    runs = {f"{f:g}": [f"f{f:g}-{k:02d}" for k in range(repeats)] for f in factors}
+    return {
+        "single": {
+            "aa": [ev.gate([a[k + 1]], [a[k]]) for k in range(aa)],
+            "regressed": {f: [ev.gate([r[k]], [a[k]]) for k in range(repeats)]
+                          for f, r in runs.items()},
+        },
+        "pooled": {
+            "aa": [ev.gate(a[k + 2 : k + 4], a[k : k + 2]) for k in range(aa - 2)],
+            "regressed": {f: [ev.gate(r[k : k + 2], a[k : k + 2]) for k in range(repeats - 1)]
+                          for f, r in runs.items()},
+        },
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,20 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"runs in {runs_dir}", file=sys.stderr)
     dirs = {name: run_once(runs_dir, name, factor, args.duration, args.reuse)
             for name, factor in schedule(args.aa, args.repeats, args.factors)}  # fmt: skip
-    sets = {name: [parse_cli_budget(text) for text in texts]
-            for name, texts in BUDGET_SETS.items()}  # fmt: skip
-    results: dict[str, Any] = {
-        "aa": [verdicts(dirs[f"a{k + 1:02d}"], dirs[f"a{k:02d}"], sets) for k in range(args.aa)],
-        "regressed": {
-            f"{factor:g}": [verdicts(dirs[f"f{factor:g}-{k:02d}"], dirs[f"a{k:02d}"], sets)
-                            for k in range(args.repeats)]
-            for factor in args.factors
-        },  # fmt: skip
-        "settings": {"duration_s": args.duration, "aa": args.aa, "repeats": args.repeats,
-                     "factors": args.factors, "budget_sets": BUDGET_SETS},  # fmt: skip
-    }
+    results = evaluate_all(dirs, args.aa, args.repeats, args.factors)
+    results["settings"] = {"duration_s": args.duration, "aa": args.aa, "repeats": args.repeats,
+                           "factors": args.factors, "budget_sets": BUDGET_SETS}  # fmt: skip
     (runs_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(table(results, args.aa, args.factors, args.repeats))
+    print("One run per side:\n")
+    print(table(results["single"]["aa"], results["single"]["regressed"]))
+    print("\nTwo runs per side, pooled (--repeat 2; runs drawn first, then windows):\n")
+    print(table(results["pooled"]["aa"], results["pooled"]["regressed"]))
     print(f"\n(runs of {args.duration:g} s measured at 40 req/s; usage billing; "
           f"details in {runs_dir / 'results.json'})")
 

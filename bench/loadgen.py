@@ -25,11 +25,15 @@ import json
 import re
 import subprocess
 import tempfile
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import psutil
 import pyarrow.parquet as pq
 import recording
 from benchlib import (
@@ -91,73 +95,134 @@ class Setup:
 
 @dataclass
 class Outcome:
+    """Per generator, one value per round; ratios are to bare Locust in the same round."""
+
     rps: dict[str, list[float]] = field(default_factory=lambda: {g: [] for g in GENERATORS})
-    errors: Counter[str] = field(default_factory=Counter)
+    cpu_us: dict[str, list[float]] = field(default_factory=lambda: {g: [] for g in GENERATORS})
     ratios: dict[str, list[float]] = field(default_factory=lambda: {"harness": [], "wrk": []})
+    cpu_ratios: list[float] = field(default_factory=list)
+    failed_runs: Counter[str] = field(default_factory=Counter)
+
+    def add(self, got: dict[str, Measured]) -> None:
+        for name, m in got.items():
+            self.rps[name].append(m.rps)
+            self.cpu_us[name].append(m.cpu_us)
+            self.failed_runs[name] += 0 if m.ok else 1
+        base = got["locust"]
+        self.ratios["harness"].append(got["harness"].rps / base.rps)
+        self.ratios["wrk"].append(got["wrk"].rps / base.rps)
+        self.cpu_ratios.append(got["harness"].cpu_us / base.cpu_us)
 
 
-def steady_rate(per_second: Counter[int], skip: int) -> float:
-    """Completed requests per second over whole seconds, after ``skip`` warm-up seconds and
-    before the last (partial) second."""
+@dataclass(frozen=True)
+class Measured:
+    rps: float  # completed requests per second over the steady window
+    cpu_us: float  # load-generator process CPU per request over that window (NaN for wrk)
+    ok: int  # requests without an error (whole run)
+
+
+def steady_window(per_second: Counter[int], skip: int) -> tuple[int, int, int]:
+    """Whole seconds after ``skip`` warm-up seconds and before the last (partial) one:
+    ``(first second, end second, requests completed in between)``."""
     if not per_second:
-        return 0.0
-    first, last = min(per_second), max(per_second)
-    seconds = range(first + skip, last)
-    if not seconds:
-        raise SystemExit(f"too few seconds of traffic to measure ({first}..{last})")
-    return sum(per_second.get(s, 0) for s in seconds) / len(seconds)
+        raise SystemExit("no request completed")
+    first, last = min(per_second) + skip, max(per_second)
+    if last <= first:
+        raise SystemExit(f"too few seconds of traffic to measure ({first - skip}..{last})")
+    return first, last, sum(per_second.get(s, 0) for s in range(first, last))
 
 
-def run_harness(target: Target, setup: Setup, tmp: Path, index: int) -> tuple[float, int]:
+class CpuProbe:
+    """Polls a process's CPU time (user + system) in a thread; interpolates it at any time."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.proc = psutil.Process(pid)
+        self.points: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _poll(self, every: float) -> None:
+        while not self._stop.is_set():
+            try:
+                times = self.proc.cpu_times()
+            except psutil.Error:
+                return
+            self.points.append((time.time(), times.user + times.system))
+            self._stop.wait(every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_at(self, when: float) -> float:
+        xs = [t for t, _ in self.points]
+        ys = [c for _, c in self.points]
+        if not xs or when < xs[0] or when > xs[-1]:
+            raise SystemExit("the CPU probe did not cover the measured window")
+        return float(np.interp(when, xs, ys))
+
+
+def measured(probe: CpuProbe, per_second: Counter[int], skip: int, ok: int) -> Measured:
+    first, end, count = steady_window(per_second, skip)
+    cpu = probe.cpu_at(end) - probe.cpu_at(first)
+    return Measured(count / (end - first), cpu / max(count, 1) * 1e6, ok)
+
+
+def _run_probed(argv: list[str], what: str) -> CpuProbe:
+    """Run ``argv`` to completion while probing its CPU; SystemExit when it fails."""
+    popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    probe = CpuProbe(popen.pid)
+    out, err = popen.communicate()
+    probe.stop()
+    if popen.returncode not in (0, 1):  # locust exits 1 when some requests failed
+        raise SystemExit(f"{what} failed ({popen.returncode}):\n{out[-2000:]}\n{err[-2000:]}")
+    return probe
+
+
+def run_harness(target: Target, setup: Setup, tmp: Path, index: int) -> Measured:
     scenario = tmp / f"loadgen-{target.name}-{index}.yaml"
     scenario.write_text(SCENARIO.format(target=target.name, command=target.command,
                                         users=setup.users, warmup=setup.warmup,
                                         duration=setup.duration), encoding="utf-8")  # fmt: skip
     run_dir = tmp / f"run-{target.name}-{index}"
-    done = subprocess.run([HARNESS, "run", str(scenario), "--output", str(run_dir)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"harness run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    table_ = pq.read_table(run_dir / "requests.parquet", columns=["start", "latency_ms", "error"])
-    ends = [s + ms / 1000 for s, ms in zip(table_["start"].to_pylist(),
-                                          table_["latency_ms"].to_pylist(), strict=True)]  # fmt: skip
-    ok = table_["error"].null_count  # requests without an error
-    return steady_rate(Counter(int(e) for e in ends), setup.warmup), ok
+    probe = _run_probed([HARNESS, "run", str(scenario), "--output", str(run_dir)], "harness run")
+    columns = pq.read_table(run_dir / "requests.parquet", columns=["start", "latency_ms", "error"])
+    ends = columns["start"].to_numpy() + columns["latency_ms"].to_numpy() / 1000
+    ok = columns["error"].null_count  # requests without an error
+    return measured(probe, Counter(ends.astype(np.int64).tolist()), setup.warmup, ok)
 
 
-def run_locust(url: str, setup: Setup, tmp: Path, index: int) -> tuple[float, int]:
+def run_locust(url: str, setup: Setup, tmp: Path, index: int) -> Measured:
     stem = tmp / f"locust-{index}"
+    users, seconds = str(setup.users), f"{setup.warmup + setup.duration}s"
     argv = [LOCUST, "-f", str(BENCH / "locustfile_bare.py"), "--headless", "--only-summary",
-            "-u", str(setup.users), "-r", str(setup.users), "-t", f"{setup.warmup + setup.duration}s",
-            "--host", url, "--json-file", str(stem), "--loglevel", "WARNING"]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode not in (0, 1):  # 1: some requests failed (counted below)
-        raise SystemExit(f"locust failed ({done.returncode}):\n{done.stderr[-2000:]}")
+            "-u", users, "-r", users, "-t", seconds, "--host", url, "--json-file", str(stem),
+            "--loglevel", "WARNING"]  # fmt: skip
+    probe = _run_probed(argv, "locust")
     entries = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
     per_second: Counter[int] = Counter()
     ok = 0
     for entry in entries:
         per_second.update({int(k): v for k, v in entry["num_reqs_per_sec"].items()})
         ok += entry["num_requests"] - entry["num_failures"]
-    return steady_rate(per_second, setup.warmup), ok
+    return measured(probe, per_second, setup.warmup, ok)
 
 
-def run_wrk(url: str, setup: Setup) -> float:
+def run_wrk(url: str, setup: Setup) -> Measured:
     argv = ["wrk", "-t1", f"-c{setup.users}", f"-d{setup.warmup + setup.duration}s", url + "/cheap"]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     found = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
     if found is None or "Non-2xx" in done.stdout or "Socket errors" in done.stdout:
         raise SystemExit(f"wrk: unexpected output:\n{done.stdout}")
-    return float(found.group(1))
+    return Measured(float(found.group(1)), float("nan"), 1)
 
 
-def measure_one(generator: str, target: Target, setup: Setup, tmp: Path, index: int,
-                out: Outcome) -> float:
+def measure_one(generator: str, target: Target, setup: Setup, tmp: Path, index: int
+                ) -> Measured:
     """One measurement; the bare generators get a fresh target process of their own."""
     if generator == "harness":
-        rps, ok = run_harness(target, setup, tmp, index)
-        out.errors[generator] += 0 if ok else 1
-        return rps
+        return run_harness(target, setup, tmp, index)
     port = free_port()
     workdir = tmp / f"{target.name}-{generator}-{index}"
     workdir.mkdir()
@@ -167,9 +232,7 @@ def measure_one(generator: str, target: Target, setup: Setup, tmp: Path, index: 
         wait_http(url + "/health", proc)
         if generator == "wrk":
             return run_wrk(url, setup)
-        rps, ok = run_locust(url, setup, tmp, index)
-        out.errors[generator] += 0 if ok else 1
-        return rps
+        return run_locust(url, setup, tmp, index)
 
 
 def run_rounds(setup: Setup, rounds: int) -> dict[str, Outcome]:
@@ -179,33 +242,40 @@ def run_rounds(setup: Setup, rounds: int) -> dict[str, Outcome]:
         for r in range(rounds):
             order = GENERATORS[r % 3:] + GENERATORS[: r % 3]  # rotate: no generator always first
             for target in TARGETS:
-                out = outcomes[target.name]
-                got = {g: measure_one(g, target, setup, tmp, r * 10 + i, out)
+                got = {g: measure_one(g, target, setup, tmp, r * 10 + i)
                        for i, g in enumerate(order)}  # fmt: skip
-                for g, rps in got.items():
-                    out.rps[g].append(rps)
-                out.ratios["harness"].append(got["harness"] / got["locust"])
-                out.ratios["wrk"].append(got["wrk"] / got["locust"])
+                outcomes[target.name].add(got)
                 print(f"round {r + 1}/{rounds} {target.name:>6}: " + ", ".join(
-                    f"{g} {got[g]:8.0f} req/s" for g in GENERATORS), flush=True)
+                    f"{g} {got[g].rps:7.0f} req/s" for g in GENERATORS) + " | CPU µs/req: " +
+                    ", ".join(f"{g} {got[g].cpu_us:5.0f}" for g in GENERATORS[:2]), flush=True)
     return outcomes
+
+
+def verdict(ratio: float) -> str:
+    return "met" if ratio >= GOAL else f"MISSED by {(GOAL - ratio) * 100:.1f} points"
 
 
 def summarize(outcomes: dict[str, Outcome], setup: Setup, rounds: int) -> str:
     rows = []
     for name, out in outcomes.items():
-        h, w = median(out.ratios["harness"]), median(out.ratios["wrk"])
+        h, w, c = median(out.ratios["harness"]), median(out.ratios["wrk"]), median(out.cpu_ratios)
         rows.append([name, f"{median(out.rps['locust']):.0f}", f"**{h:.3f}**",
                      spread(out.ratios["harness"]), f"{w:.2f}",
-                     "met" if h >= GOAL else f"MISSED by {(GOAL - h) * 100:.1f} points"])  # fmt: skip
-    header = ["target", "bare Locust req/s (median, context only)", "harness / Locust",
-              "range over rounds", "wrk / Locust", f"goal >= {GOAL}"]  # fmt: skip
-    errors = {n: dict(o.errors) for n, o in outcomes.items() if sum(o.errors.values())}
+                     f"{median(out.cpu_us['locust']):.0f} / {median(out.cpu_us['harness']):.0f}",
+                     f"{c:.3f}",
+                     verdict(h)])  # fmt: skip
+    header = ["target", "bare Locust req/s (median, context)", "harness / Locust req/s",
+              "range over rounds", "wrk / Locust req/s",
+              "generator CPU µs/req: Locust / harness", "harness / Locust CPU per req",
+              f"goal req/s ratio >= {GOAL}"]  # fmt: skip
+    failed = {n: dict(o.failed_runs) for n, o in outcomes.items() if sum(o.failed_runs.values())}
     return (f"{setup.users} users/connections, closed model, no think time; each run "
             f"{setup.warmup} s warm-up + {setup.duration} s measured; {rounds} rounds, "
-            "generators interleaved (rotating order); ratios are medians of per-round ratios.\n\n"
+            "generators interleaved (rotating order); ratios are medians of per-round ratios. "
+            "Generator CPU is the load-generator process's own CPU time (user + system) over "
+            "the measured window, per request completed in it.\n\n"
             + table(header, rows)
-            + (f"\n\nRuns without a single successful request: {errors}" if errors else ""))
+            + (f"\n\nRuns without a single successful request: {failed}" if failed else ""))
 
 
 def main() -> None:

@@ -35,7 +35,9 @@ from harness.traffic.engine import Traffic
 from harness.traffic.recorder import PhaseClock, Recorder
 
 if TYPE_CHECKING:
+    from harness.meter.base import Meter
     from harness.scenario import Scenario
+    from harness.stack.compose import ComposeStack
 
 TICK_S = 0.25
 FLUSH_S = 1.0
@@ -77,7 +79,7 @@ class Run:
         self.stop_flag = StopFlag()
         self.recorder = Recorder(run_dir / art.REQUESTS, self.clock, variant)
         self.stack = _make_stack(scenario, run_dir)
-        self.sampler = Sampler(ProcessMeter(self.stack.replicas), self.clock, run_dir / art.USAGE)
+        self.sampler = Sampler(_make_meter(self.stack), self.clock, run_dir / art.USAGE)
         self.traffic: Traffic | DistributedTraffic | None = None
         self.master_bind, self.remote_workers = master_bind, remote_workers
         self.faults: FaultTimeline | None = None
@@ -151,7 +153,9 @@ class Run:
         self.stack.extra_env = {"HARNESS_PYROSCOPE_URL": url,
                                 "HARNESS_PYROSCOPE_SAMPLE_RATE": str(spec.sample_rate)}
 
-    def _fault_timeline(self, traffic: Traffic | DistributedTraffic) -> FaultTimeline:
+    def _fault_timeline(self, traffic: Traffic | DistributedTraffic) -> FaultTimeline | None:
+        if not isinstance(self.stack, LocalStack):
+            return None  # the docker runtime rejects faults up front (_make_stack)
         proxy = self.stack.proxy.client() if self.stack.proxy is not None else None
         ctx = FaultContext(self.stack, self.stop_flag, proxy, traffic.schedule, self.sampler,
                            self.run_dir)
@@ -260,11 +264,24 @@ class Run:
         self.manifest.traffic = info
 
 
-def _make_stack(scenario: Scenario, run_dir: Path) -> LocalStack:
+def _make_stack(scenario: Scenario, run_dir: Path) -> LocalStack | ComposeStack:
     if scenario.target.runtime == "docker":
-        raise RunFailed("the docker runtime is not available in this version; use --runtime local")
+        from harness.stack.compose import ComposeStack
+
+        if scenario.faults:
+            raise RunFailed("faults run on the local runtime only in this version "
+                            "(see docs/faults.md); use --runtime local")
+        return ComposeStack(scenario, run_dir)
     proxied = frozenset(f.target for f in scenario.faults if f.kind in PROXIED_KINDS)
     return LocalStack(scenario, run_dir, proxied)
+
+
+def _make_meter(stack: LocalStack | ComposeStack) -> Meter:
+    if isinstance(stack, LocalStack):
+        return ProcessMeter(stack.replicas)
+    from harness.meter.docker import make_docker_meter
+
+    return make_docker_meter(stack.replicas)
 
 
 def _versions() -> dict[str, str]:

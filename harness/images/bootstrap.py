@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import docker
 import docker.errors
 
-import docker
 from harness.errors import TargetError
 from harness.images import catalog
 from harness.images.catalog import BASE, DERIVED, HASH_LABEL, IMAGE_LABEL, ImageSpec

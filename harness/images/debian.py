@@ -15,9 +15,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import docker.errors
 
-import docker
 from harness.errors import TargetError
 from harness.images.catalog import BASE, HASH_LABEL, IMAGE_LABEL, SUITE, mirror
 

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import docker.errors
 
-import docker
 from harness.meter.base import UsageSample
 from harness.meter.docker import CounterBook, Counters, DockerMeter
 from harness.stack.base import Replica

@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import docker
 import docker.errors
 import requests
 
-import docker
 from harness.meter.base import Meter, UsageSample
 from harness.stack.base import Replica
 from harness.stack.compose_engine import connect

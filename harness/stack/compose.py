@@ -17,11 +17,11 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import docker
 import docker.errors
 import yaml
 from docker.models.containers import Container
 
-import docker
 from harness.errors import TargetError
 from harness.images import bootstrap_images
 from harness.stack import compose_wait
@@ -33,6 +33,7 @@ from harness.stack.local import _start_order
 from harness.util import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
+    from harness.faults.proxy import ProxyProcess
     from harness.scenario import Scenario, Service
 
 COMPOSE_FILE = "compose.yml"
@@ -53,6 +54,8 @@ class ComposeStack:
         self.logs = run_dir / "logs"
         self.entry_port = entry_port
         self.project = f"harness-{secrets.token_hex(4)}"
+        self.proxy: ProxyProcess | None = None  # no fault proxy in the docker runtime (yet)
+        self.extra_env: dict[str, str] = {}  # given to every process service (e.g. profiling)
         self._client: docker.DockerClient | None = None
         self._compose: Compose | None = None
         self._plan: ComposePlan | None = None
@@ -67,7 +70,7 @@ class ComposeStack:
         images = self._images()
         cancel.raise_if_set()
         plan = self._plan = render(self.scenario, self.project, images, self.run_dir,
-                                   self.entry_port)
+                                   self.entry_port, self.extra_env)
         self._check_images(plan)
         self._compose = Compose(command, self.project, self.run_dir / COMPOSE_FILE,
                                 dict(os.environ) | images, self.logs / "compose.log")

@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import docker
 import docker.errors
 import requests
 from docker.models.containers import Container
 
-import docker
 from harness.errors import TargetError
 
 PROJECT_LABEL = "io.cost-harness.project"

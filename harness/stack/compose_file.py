@@ -65,8 +65,11 @@ def lb_name(scenario: Scenario) -> str | None:
 
 
 def render(scenario: Scenario, project: str, images: Mapping[str, str], run_dir: Path,
-           entry_port: int | None = None) -> ComposePlan:
-    """The compose document for ``scenario``; raises TargetError for a bad placeholder."""
+           entry_port: int | None = None,
+           extra_env: Mapping[str, str] | None = None) -> ComposePlan:
+    """The compose document for ``scenario``; raises TargetError for a bad placeholder.
+
+    ``extra_env`` is given to every process service (after its own ``env``)."""
     target = scenario.target
     ports = {name: container_port(svc) for name, svc in target.services.items()}
     values = _values(scenario, ports)
@@ -78,6 +81,8 @@ def render(scenario: Scenario, project: str, images: Mapping[str, str], run_dir:
     for name, svc in target.services.items():
         fixed = entry_port if name == target.entry and lb is None else None
         services[name] = _service(name, svc, project, images, values, run_dir, fixed)
+        if svc.kind == "process" and extra_env:
+            services[name]["environment"] |= {k: _escape(v) for k, v in extra_env.items()}
         if svc.kind == "postgres":
             volumes[f"{name}-data"] = {"labels": {PROJECT_LABEL: project}}
     lb_config = None

@@ -89,8 +89,8 @@ def test_unknown_price_book_exit_2(scenario_file: Writer, run_dir: Path) -> None
 
 
 def test_target_that_exits_at_once_exit_3(scenario_file: Writer, run_dir: Path) -> None:
-    text = SHORT.replace('command: "{python} -m targets.sample"',
-                         'command: ["{python}", "-c", "import sys; sys.exit(\'boom: cannot start\')"]')
+    boom = 'command: ["{python}", "-c", "import sys; sys.exit(\'boom: cannot start\')"]'
+    text = SHORT.replace('command: "{python} -m targets.sample"', boom)
     done = run_cli("run", scenario_file(text), "--output", run_dir)
     assert done.returncode == 3, done.stderr
     assert "exited with code 1" in done.stderr and "boom: cannot start" in done.stderr
