@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="listen for remote load-generator workers (harness worker) here")
     run.add_argument("--remote-workers", type=int, default=None, metavar="N",
                      help="remote workers to wait for with --master-bind (default 1)")
+    run.add_argument("--allow-remote", action="append", default=[], metavar="HOST",
+                     help="also allow traffic to HOST (default: only 127.0.0.1 and ::1)")
     run.add_argument("--variant", metavar="NAME",
                      help="run only this variant of the scenario (default: every variant)")
     worker = sub.add_parser("worker", help="join a run as a load-generator worker")
@@ -46,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="the scenario the master runs (remote workers)")
     worker.add_argument("--master", required=True, metavar="HOST:PORT")
     worker.add_argument("--variant", default=None, metavar="NAME")
+    worker.add_argument("--allow-remote", action="append", default=[], metavar="HOST")
     worker.add_argument("--name", default=None, help=argparse.SUPPRESS)
     worker.add_argument("--scenario-json", type=Path, help=argparse.SUPPRESS)
     worker.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
@@ -59,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     price.add_argument("--price-book", metavar="NAME", help="price book name or YAML path")
     price.add_argument("--billing-model", choices=["instance", "serverless", "usage"])
     sub.add_parser("price-books", help="list the available price books")
+    images = sub.add_parser("images", help="container images for the docker runtime")
+    images.add_argument("action", choices=["bootstrap"],
+                        help="bootstrap: build the images locally (no registry needed); cached")
+    images.add_argument("--force", action="store_true", help="rebuild even when up to date")
     clean = sub.add_parser("cleanup", help="stop and remove what a killed harness left behind, "
                            "and mark its runs aborted")
     clean.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR",
@@ -75,6 +82,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
         from gevent import monkey  # Locust needs gevent's patches before anything else
 
         monkey.patch_all()
+        from harness.safety import install_connect_guard
+
+        install_connect_guard(args.allow_remote)
     from harness.commands import dispatch
     from harness.errors import EXIT_INTERRUPTED, HarnessError
 

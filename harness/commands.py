@@ -25,7 +25,7 @@ STATUS_EXIT = {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}
 def dispatch(args: argparse.Namespace) -> int:
     handlers = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report,
                 "price": cmd_price, "price-books": cmd_price_books, "cleanup": cmd_cleanup,
-                "worker": cmd_worker}
+                "worker": cmd_worker, "images": cmd_images}
     return handlers[args.command](args)
 
 
@@ -170,4 +170,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     records = run_worker(scenario, args.master, args.run_dir, name, args.variant or "default")
     print(f"worker {name}: {records} request records {'written' if args.run_dir else 'shipped'}")
+    return EXIT_OK
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from harness.images import bootstrap_images
+
+    names = bootstrap_images(force=args.force, progress=lambda line: print(line, flush=True))
+    for role, image in names.items():
+        print(f"{role:12} {image}")
     return EXIT_OK
