@@ -225,6 +225,14 @@ def _merge_info(sources: Sequence[Source]) -> SideInfo:
     )  # fmt: skip
 
 
+def _contrast(baselines: Sequence[Source], candidates: Sequence[Source],
+              confidence: float) -> Contrast:  # fmt: skip
+    """Both sides pooled over their runs; no base side without baselines."""
+    base = Side(pool([r for s in baselines for r in s.runs]), seed=0) if baselines else None
+    new = Side(pool([r for s in candidates for r in s.runs]), seed=1)
+    return Contrast(base, new, confidence)
+
+
 def gate_run(
     candidate_dir: Path | str | Sequence[Path | str],
     baseline_dir: Path | str | Sequence[Path | str] | None,
@@ -250,10 +258,8 @@ def gate_run(
                            baselines_root)  # fmt: skip
     baselines, candidates = sources[: len(baseline_args)], sources[len(baseline_args) :]
     _check_statuses(baselines, candidates)
-    base = Side(pool([r for s in baselines for r in s.runs]), seed=0) if baselines else None
-    new = Side(pool([r for s in candidates for r in s.runs]), seed=1)
-    contrast = Contrast(base, new, spec.confidence)
-    checks = evaluate(effective_budgets(spec, list(budgets)), contrast)
+    checks = evaluate(effective_budgets(spec, list(budgets)),
+                      _contrast(baselines, candidates, spec.confidence))  # fmt: skip
     notes = []
     if not spec.budgets and not budgets:
         notes.append("no budgets given: the default budgets apply (cost per call overall and "

@@ -62,6 +62,10 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
+# Environment variables and headers whose values are never written to artifacts.
+_SECRET = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|AUTH|CREDENTIAL|PRIVATE",
+                     re.IGNORECASE)
+REDACTED = "***"
 _SERVICE_NAME = re.compile(r"[a-z0-9_-]+")
 _CLOSED_ONLY = frozenset({"users", "spawn_rate", "think_time"})
 _OPEN_ONLY = frozenset({"rate", "arrival", "max_in_flight"})
@@ -327,7 +331,13 @@ class Scenario(StrictModel):
         """JSON-able form, for the manifest; secrets are redacted."""
         data = self.model_dump(mode="json")
         if data["profiling"].get("basic_auth"):
-            data["profiling"]["basic_auth"] = "***"
+            data["profiling"]["basic_auth"] = REDACTED
+        for service in data["target"]["services"].values():
+            service["env"] = {k: REDACTED if _SECRET.search(k) else v
+                              for k, v in service["env"].items()}
+        for request in data["requests"]:
+            request["headers"] = {k: REDACTED if _SECRET.search(k) else v
+                                  for k, v in request["headers"].items()}
         return data
 
     def with_overrides(self, duration: float | None = None, runtime: str | None = None) -> Scenario:
