@@ -156,7 +156,7 @@ class Run:
     def _fault_timeline(self, traffic: Traffic | DistributedTraffic) -> FaultTimeline | None:
         if not isinstance(self.stack, LocalStack):
             return None  # the docker runtime rejects faults up front (_make_stack)
-        proxy = self.stack.proxy.client() if self.stack.proxy is not None else None
+        proxy = self.stack.fault_proxy_client()
         ctx = FaultContext(self.stack, self.stop_flag, proxy, traffic.schedule, self.sampler,
                            self.run_dir)
         return FaultTimeline(self.scenario.faults, lambda spec: build_fault(ctx, spec),

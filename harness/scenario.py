@@ -315,6 +315,8 @@ class Scenario(StrictModel):
     )
     gate: Annotated[dict[str, Any], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
     profiling: Profiling = Field(default_factory=Profiling)
+    # A real Toxiproxy (toxiproxy://HOST:PORT) instead of the embedded fault proxy.
+    fault_proxy: str | None = None
     _source: Path = PrivateAttr(default=Path("<memory>"))
 
     def model_post_init(self, context: Any, /) -> None:

@@ -29,6 +29,7 @@ from harness.util import atomic_write_json, free_port
 
 if TYPE_CHECKING:
     from harness.faults.proxy import ProxyProcess
+    from harness.faults.proxy_client import ToxiproxyClient
     from harness.scenario import Scenario, Service
 
 POLL_S = 0.1
@@ -67,7 +68,7 @@ class LocalStack:
     # -- Stack protocol -------------------------------------------------------------------
     def up(self, cancel: Cancel) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        if self.proxied:
+        if self.proxied and self.scenario.fault_proxy is None:
             from harness.faults.proxy import start_proxy_process
 
             self.proxy = start_proxy_process(self.logs / "fault-proxy.log")
@@ -84,6 +85,8 @@ class LocalStack:
         if self.proxy is not None:
             self.proxy.stop()
             self.proxy = None
+        elif self.proxied and self.scenario.fault_proxy is not None:
+            self._remove_external_proxies()
         shutil.rmtree(self._tmp, ignore_errors=True)
         (self.run_dir / PIDS_FILE).unlink(missing_ok=True)
 
@@ -161,10 +164,31 @@ class LocalStack:
             self._write_pids()
         self._maybe_proxy(started)
 
-    def _maybe_proxy(self, started: _Started) -> None:
-        if self.proxy is None or started.name not in self.proxied:
+    def fault_proxy_client(self) -> ToxiproxyClient | None:
+        """The embedded proxy's client, or one for the user's Toxiproxy (``fault_proxy``)."""
+        if self.proxy is not None:
+            return self.proxy.client()
+        if self.proxied and self.scenario.fault_proxy is not None:
+            from harness.faults.proxy_client import ToxiproxyClient
+
+            return ToxiproxyClient(self.scenario.fault_proxy)
+        return None
+
+    def _remove_external_proxies(self) -> None:
+        client = self.fault_proxy_client()
+        if client is None:
             return
-        info = self.proxy.client().create_proxy(started.name, f"127.0.0.1:{started.port}")
+        for name in self.proxied:
+            try:
+                client.delete_proxy(name, missing_ok=True)
+            except Exception:  # down() never raises; the proxy may already be gone
+                pass
+
+    def _maybe_proxy(self, started: _Started) -> None:
+        client = self.fault_proxy_client() if started.name in self.proxied else None
+        if client is None:
+            return
+        info = client.create_proxy(started.name, f"127.0.0.1:{started.port}")
         started.url = started.url.replace(f"127.0.0.1:{started.port}",
                                           f"127.0.0.1:{info.listen_port}")
 
