@@ -43,6 +43,7 @@ from benchlib import (
     child,
     median,
     spread,
+    stop_on_sigterm,
     table,
     wait_http,
     write_section,
@@ -279,6 +280,7 @@ def summarize(outcomes: dict[str, Outcome], setup: Setup, rounds: int) -> str:
 
 
 def main() -> None:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s + 4 s")
     parser.add_argument("--rounds", type=int, default=5)

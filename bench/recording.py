@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import PYTHON, child, median, spread, wait_http
+from benchlib import PYTHON, child, median, spread, stop_on_sigterm, wait_http
 
 from harness.traffic.recorder import PhaseClock, Recorder
 from harness.util import free_port
@@ -100,6 +100,7 @@ def report(result: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer records and rounds")
     parser.add_argument("--records", type=int, default=200_000)

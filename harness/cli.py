@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="the run directory (default reports/<timestamp>-<scenario-name>/)")
     run.add_argument("--price-book", metavar="NAME", help="price book name or YAML path")
     run.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    run.add_argument("--baseline", metavar="RUN_OR_NAME",
+                     help="gate the run against this baseline (run dir or saved baseline)")
+    run.add_argument("--repeat", type=int, default=1, metavar="N",
+                     help="run N times (RUN_DIR/repeat-i); the gate pools them")
     run.add_argument("--master-bind", metavar="HOST:PORT",
                      help="listen for remote load-generator workers (harness worker) here")
     run.add_argument("--remote-workers", type=int, default=None, metavar="N",
@@ -66,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     images.add_argument("action", choices=["bootstrap"],
                         help="bootstrap: build the images locally (no registry needed); cached")
     images.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    from harness.commands_gate import add_parsers
+
+    add_parsers(sub)
     clean = sub.add_parser("cleanup", help="stop and remove what a killed harness left behind, "
                            "and mark its runs aborted")
     clean.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR",

@@ -26,6 +26,9 @@ def dispatch(args: argparse.Namespace) -> int:
     handlers = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report,
                 "price": cmd_price, "price-books": cmd_price_books, "cleanup": cmd_cleanup,
                 "worker": cmd_worker, "images": cmd_images}
+    from harness.commands_gate import HANDLERS
+
+    handlers.update(HANDLERS)
     return handlers[args.command](args)
 
 
@@ -59,16 +62,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     run_dir: Path = args.output or default_run_dir(scenario)
     prepare_run_dir(run_dir)
+    if args.repeat > 1:
+        return _repeated(plans, run_dir, book_name, args.repeat, args.baseline)
     remote = args.remote_workers if args.remote_workers is not None else (
         1 if args.master_bind else 0)
     distributed = {"master_bind": args.master_bind, "remote_workers": remote}
     if len(plans) == 1:
-        return _one_run(plans[0][1], run_dir, book_name, plans[0][0], distributed)
+        return _one_run(plans[0][1], run_dir, book_name, plans[0][0], distributed,
+                        args.baseline)
     return _variant_runs(plans, run_dir, book_name, distributed)
 
 
 def _one_run(scenario: Scenario, run_dir: Path, book_name: str, variant: str,
-             distributed: dict[str, Any]) -> int:
+             distributed: dict[str, Any], baseline: str | None = None) -> int:
     from harness.analysis import analyse, print_summary
     from harness.cost import load_price_book
     from harness.run import Run
@@ -84,9 +90,43 @@ def _one_run(scenario: Scenario, run_dir: Path, book_name: str, variant: str,
         outcome = analyse(run_dir)
         print_summary(outcome.summary)
         report = outcome.report
+    code = STATUS_EXIT.get(result.status, EXIT_RUN_FAILED)
+    baseline = baseline or scenario.gate.baseline
+    if baseline is not None and code == EXIT_OK:
+        code = _gate(scenario, [run_dir], baseline)
     print(f"run directory: {run_dir}")
     print(f"report: {report}" if report else "report: none (no request was recorded)")
-    return STATUS_EXIT.get(result.status, EXIT_RUN_FAILED)
+    return code
+
+
+def _repeated(plans: list[tuple[str, Scenario]], run_dir: Path, book_name: str, times: int,
+              baseline: str | None) -> int:
+    """``--repeat N``: N runs of one scenario; the gate pools their windows."""
+    if len(plans) != 1:
+        raise InputError("--repeat runs one scenario: choose a variant with --variant")
+    name, scenario = plans[0]
+    dirs = []
+    for index in range(1, times + 1):
+        print(f"== repeat {index} of {times}", flush=True)
+        dirs.append(run_dir / f"repeat-{index}")
+        dirs[-1].mkdir(parents=True)
+        code = _one_run(scenario, dirs[-1], book_name, name, {})
+        if code != EXIT_OK:
+            return code
+    baseline = baseline or scenario.gate.baseline
+    return _gate(scenario, dirs, baseline) if baseline else EXIT_OK
+
+
+def _gate(scenario: Scenario, run_dirs: list[Path], baseline: str) -> int:
+    from harness.gate import gate_run
+    from harness.gate_output import GateOutputs, publish
+
+    run_dir = run_dirs[0].parent if len(run_dirs) > 1 else run_dirs[0]
+    result = gate_run(run_dirs if len(run_dirs) > 1 else run_dirs[0], baseline, scenario.gate)
+    outputs = GateOutputs(junit=run_dir / "gate-junit.xml", markdown=run_dir / "gate.md",
+                          json=run_dir / "gate.json")
+    print(publish(result, outputs))
+    return result.exit_code
 
 
 def _variant_runs(plans: list[tuple[str, Scenario]], run_dir: Path, book_name: str,

@@ -27,6 +27,7 @@ from pydantic import (
 
 from harness.errors import InputError, ScenarioInvalid
 from harness.faults.spec import FaultSpec, fault_problems
+from harness.gate_budgets import GateSpec
 from harness.scenario_requests import Param, RenderedRequest, RequestSpec
 from harness.scenario_values import (
     Count,
@@ -313,7 +314,7 @@ class Scenario(StrictModel):
     faults: Annotated[list[FaultSpec], BeforeValidator(_no_items_if_none)] = Field(
         default_factory=list
     )
-    gate: Annotated[dict[str, Any], BeforeValidator(_empty_if_none)] = Field(default_factory=dict)
+    gate: Annotated[GateSpec, BeforeValidator(_empty_if_none)] = Field(default_factory=GateSpec)
     profiling: Profiling = Field(default_factory=Profiling)
     # A real Toxiproxy (toxiproxy://HOST:PORT) instead of the embedded fault proxy.
     fault_proxy: str | None = None
