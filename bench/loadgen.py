@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pyarrow.parquet as pq
 import recording
 from benchlib import (
@@ -42,6 +41,7 @@ from benchlib import (
     PYTHON,
     child,
     median,
+    process_cpu_s,
     spread,
     stop_on_sigterm,
     table,
@@ -137,7 +137,7 @@ class CpuProbe:
     """Polls a process's CPU time (user + system) in a thread; interpolates it at any time."""
 
     def __init__(self, pid: int, every: float = 0.2) -> None:
-        self.proc = psutil.Process(pid)
+        self.pid = pid
         self.points: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, args=(every,), daemon=True)
@@ -146,10 +146,10 @@ class CpuProbe:
     def _poll(self, every: float) -> None:
         while not self._stop.is_set():
             try:
-                times = self.proc.cpu_times()
-            except psutil.Error:
+                cpu = process_cpu_s(self.pid)
+            except ProcessLookupError:
                 return
-            self.points.append((time.time(), times.user + times.system))
+            self.points.append((time.time(), cpu))
             self._stop.wait(every)
 
     def stop(self) -> None:

@@ -114,8 +114,13 @@ def _grid(report: CompareReport) -> list[dict[str, Any]]:
 
 
 def compare_html(report: CompareReport) -> str:
+    from harness.report.diff_flames import diff_flames
+
+    ref = report.reference
+    flames = [f for c in report.comparisons for f in diff_flames(
+        Path(ref.path), Path(c.other.path), ref.label, c.other.label)]
     return _env().get_template("compare.html.j2").render(
-        r=report,
+        r=report, flames=flames,
         grid=_grid(report) if len(report.comparisons) > 1 else [],
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     )

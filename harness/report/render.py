@@ -63,6 +63,18 @@ def _counters(summary: dict[str, Any]) -> list[tuple[str, str]]:
             if any(e.get(key) is not None for e in endpoints)]  # fmt: skip
 
 
+def _cpu_per_call(summary: dict[str, Any]) -> dict[str, float | None]:
+    return {str(e["name"]): e.get("cpu_ms_per_call") for e in summary.get("endpoints") or []}
+
+
+def _vcpu_second(ledger: Ledger | None) -> float | None:
+    """The book's price of one vCPU-second, to price each function's CPU per call."""
+    if ledger is None:
+        return None
+    price = ledger.book.first(("vcpu_hour", "vcpu_second"))
+    return price.per_base_unit if price else None
+
+
 def render_html(run_dir: Path, summary: dict[str, Any], timeline: pd.DataFrame,
                 manifest: Manifest, book_date: str | None = None,
                 ledger: Ledger | None = None) -> str:  # fmt: skip
@@ -71,7 +83,8 @@ def render_html(run_dir: Path, summary: dict[str, Any], timeline: pd.DataFrame,
     oncall = oncall_context(timeline, manifest, read_faults(Path(run_dir) / FAULTS))
     return _env().get_template("report.html.j2").render(
         s=summary, x=executive_context(summary, ledger), o=oncall,
-        d=debug_context(summary, ledger), **profiles_context(Path(run_dir)),
+        d=debug_context(summary, ledger),
+        **profiles_context(Path(run_dir), _cpu_per_call(summary), _vcpu_second(ledger)),
         counters=_counters(summary), timeline_data=oncall["data"],
         factor=f"{FACTOR:g}", sustain=SUSTAIN_S,
         css=Markup(_static("report.css")), script=Markup(script),
