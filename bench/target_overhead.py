@@ -1,21 +1,25 @@
 """Overhead on targets: CPU per request of the sample target bare, with the instrumentation
 middleware, and with the middleware plus Pyroscope profiling at 100 Hz, side by side.
 
-    .venv/bin/python bench/target_overhead.py [--quick] [--rounds 5] [--seconds 10]
+    .venv/bin/python bench/target_overhead.py [--quick] [--rounds 5] [--windows 6]
 
-Each measurement starts a fresh target process (``bench/sample_variant.py``), offers a load,
-and divides the process's own CPU time (user + system, all threads: the profiler's included)
-by the requests it served (its ``/stats``) over a window after a warm-up. Loads:
+Each round starts the three variants as fresh processes side by side
+(``bench/sample_variant.py``: bare app, ``WSGIMiddleware``, middleware + Pyroscope agent
+pushing to an embedded ``harness.profiling.ProfileReceiver``, as a run with
+``profiling: {enabled: true}`` does) and offers each the same fixed-rate load at the same time
+(one Locust per target, ``bench/locustfile_rate.py``). Running them at once, rather than one
+after the other, puts all three under the same machine conditions: on this shared machine the
+CPU a request costs drifts by tens of percent from minute to minute. Loads, in turn:
 
-* ``GET /cheap`` saturated by ``wrk -t1 -c4`` (the worst case for a per-request cost);
-* ``GET /cheap`` at a fixed 200 requests/s (Locust, ``bench/locustfile_rate.py``), where a
-  per-second cost such as the profiler's sampling weighs more per request;
+* ``GET /cheap`` at 300/s and at 100/s (a per-request cost weighs most on the cheapest call; a
+  per-second cost such as the profiler's sampling weighs more at the lower rate);
 * the quickstart mix (``/cpu?ms=20`` : ``/big?kb=256`` : ``/cheap`` = 2 : 1 : 5) at 40/s.
 
-Profiled targets push to an embedded receiver (``harness.profiling.ProfileReceiver``), as in a
-run with ``profiling: {enabled: true}``. Variants are interleaved (rotating order) in every
-round; ratios are per round, medians over rounds. Goal: <= 3 % more CPU per request for the
-middleware (instrumented / bare) and for profiling (profiled / instrumented).
+CPU per request = the process's own CPU clock (user + system, all threads: the profiler's
+included; nanosecond resolution) / requests it served (its ``/stats``), per window after a
+warm-up. Ratios are per window; medians over all windows of all rounds. Goal: <= 3 % more CPU
+per request for the middleware (instrumented / bare) and for profiling (profiled /
+instrumented).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,68 +59,90 @@ MIX = "/cpu?ms=20:2,/big?kb=256:1,/cheap:5"
 @dataclass(frozen=True)
 class Load:
     name: str
-    paths: str  # BENCH_PATHS for Locust; the single path for wrk
-    rate: int | None  # requests/s; None: saturate with wrk
+    paths: str  # BENCH_PATHS for Locust
+    rate: int  # requests/s
 
 
-LOADS = (Load("/cheap saturated (wrk -c4)", "/cheap", None),
-         Load("/cheap at 200/s", "/cheap:1", 200),
+LOADS = (Load("/cheap at 300/s", "/cheap:1", 300),
+         Load("/cheap at 100/s", "/cheap:1", 100),
          Load("quickstart mix at 40/s", MIX, 40))  # fmt: skip
 
 
 def _generator(load: Load, url: str, seconds: float, log: Path) -> list[str]:
-    if load.rate is None:
-        return ["wrk", "-t1", "-c4", f"-d{int(seconds) + 5}s", url + load.paths]
     return [LOCUST, "-f", str(BENCH / "locustfile_rate.py"), "--headless", "--only-summary",
             "-u", str(load.rate), "-r", str(load.rate), "-t", f"{int(seconds) + 5}s",
             "--host", url, "--loglevel", "WARNING", "--logfile", str(log)]  # fmt: skip
 
 
-def _snapshot(proc: Child, url: str) -> tuple[float, int]:
-    cpu = process_cpu_s(proc.pid)
-    stats = get_json(url + "/stats")
-    if not isinstance(stats, dict):
-        raise SystemExit(f"{url}/stats: unexpected answer {stats!r}")
-    return cpu, int(stats["served"])
+def _snapshot(targets: dict[str, tuple[Child, str]]) -> dict[str, tuple[float, int]]:
+    """Per variant: (CPU seconds, requests served so far), read back to back."""
+    out = {}
+    for variant, (proc, url) in targets.items():
+        cpu = process_cpu_s(proc.pid)
+        stats = get_json(url + "/stats")
+        if not isinstance(stats, dict):
+            raise SystemExit(f"{url}/stats: unexpected answer {stats!r}")
+        out[variant] = (cpu, int(stats["served"]))
+    return out
 
 
-def measure(variant: str, load: Load, warmup: float, seconds: float, receiver: str,
-            tmp: Path) -> float:
-    """CPU microseconds per request served by one fresh target under ``load``."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"PORT": str(port), "HARNESS_REPLICA": f"{variant}-0",
-           "HARNESS_SERVICE": "sample", "HARNESS_PYROSCOPE_URL": ""}  # fmt: skip
-    if variant == "profiled":
-        env |= {"HARNESS_PYROSCOPE_URL": receiver, "HARNESS_PYROSCOPE_SAMPLE_RATE": "100"}
-    argv = [PYTHON, str(BENCH / "sample_variant.py"),
-            "instrumented" if variant == "profiled" else variant]  # fmt: skip
-    with child(variant, argv, env, log=tmp / f"{variant}.log") as target:
-        wait_http(url + "/health", target)
-        gen_argv = _generator(load, url, warmup + seconds, tmp / "locust.log")
-        with child("load", gen_argv, {"BENCH_PATHS": load.paths}, log=tmp / "load.log"):
-            time.sleep(warmup)
-            cpu0, served0 = _snapshot(target, url)
+@contextmanager
+def targets_up(receiver: str, tmp: Path) -> Iterator[dict[str, tuple[Child, str]]]:
+    """The three variants, fresh processes side by side: variant -> (process, base URL)."""
+    with ExitStack() as stack:
+        out = {}
+        for variant in VARIANTS:
+            port = free_port()
+            env = {"PORT": str(port), "HARNESS_REPLICA": f"{variant}-0",
+                   "HARNESS_SERVICE": "sample", "HARNESS_PYROSCOPE_URL": ""}  # fmt: skip
+            if variant == "profiled":
+                env |= {"HARNESS_PYROSCOPE_URL": receiver, "HARNESS_PYROSCOPE_SAMPLE_RATE": "100"}
+            argv = [PYTHON, str(BENCH / "sample_variant.py"),
+                    "instrumented" if variant == "profiled" else variant]  # fmt: skip
+            proc = stack.enter_context(child(variant, argv, env, log=tmp / f"{variant}.log"))
+            out[variant] = (proc, f"http://127.0.0.1:{port}")
+        for proc, url in out.values():
+            wait_http(url + "/health", proc)
+        yield out
+
+
+def measure_load(targets: dict[str, tuple[Child, str]], load: Load, warmup: float,
+                 windows: int, seconds: float, tmp: Path) -> dict[str, list[float]]:
+    """The same load offered to every variant at once; CPU µs per request per window."""
+    out: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    total = warmup + windows * seconds
+    with ExitStack() as stack:
+        for variant, (_, url) in targets.items():
+            argv = _generator(load, url, total, tmp / f"locust-{variant}.log")
+            stack.enter_context(child(f"load {variant}", argv, {"BENCH_PATHS": load.paths},
+                                      log=tmp / f"load-{variant}.log"))  # fmt: skip
+        time.sleep(warmup)
+        before = _snapshot(targets)
+        for _ in range(windows):
             time.sleep(seconds)
-            cpu1, served1 = _snapshot(target, url)
-    if served1 - served0 <= 0:
-        raise SystemExit(f"{variant} served nothing under {load.name}")
-    return (cpu1 - cpu0) / (served1 - served0) * 1e6
+            after = _snapshot(targets)
+            for v in VARIANTS:
+                served = after[v][1] - before[v][1]
+                if served <= 0:
+                    raise SystemExit(f"{v} served nothing under {load.name}")
+                out[v].append((after[v][0] - before[v][0]) / served * 1e6)
+            before = after
+    return out
 
 
-def run_rounds(rounds: int, warmup: float, seconds: float, tmp: Path
+def run_rounds(rounds: int, warmup: float, windows: int, seconds: float, tmp: Path
                ) -> dict[str, dict[str, list[float]]]:
-    """Per load: per variant, CPU µs per request, one value per round."""
+    """Per load: per variant, CPU µs per request, one value per window (all rounds)."""
     out = {load.name: {v: [] for v in VARIANTS} for load in LOADS}
     with ProfileReceiver(tmp / "profiles") as receiver:
         for r in range(rounds):
-            order = VARIANTS[r % 3:] + VARIANTS[: r % 3]
-            for load in LOADS:
-                got = {v: measure(v, load, warmup, seconds, receiver.url, tmp) for v in order}
-                for v in VARIANTS:
-                    out[load.name][v].append(got[v])
-                print(f"round {r + 1}/{rounds} {load.name:>28}: " + ", ".join(
-                    f"{v} {got[v]:7.1f} µs/req" for v in VARIANTS), flush=True)
+            with targets_up(receiver.url, tmp) as targets:
+                for load in LOADS:
+                    got = measure_load(targets, load, warmup, windows, seconds, tmp)
+                    for v in VARIANTS:
+                        out[load.name][v] += got[v]
+                    print(f"round {r + 1}/{rounds} {load.name:>24}: " + ", ".join(
+                        f"{v} {median(got[v]):7.1f} µs/req" for v in VARIANTS), flush=True)
         receiver.stop(drain_s=1.0)
     return out
 
@@ -123,7 +151,8 @@ def _ratios(a: list[float], b: list[float]) -> list[float]:
     return [x / y for x, y in zip(a, b, strict=True)]
 
 
-def summarize(results: dict[str, dict[str, list[float]]], rounds: int, seconds: float) -> str:
+def summarize(results: dict[str, dict[str, list[float]]], rounds: int, windows: int,
+              seconds: float) -> str:
     rows = []
     for load, cpu in results.items():
         mw = _ratios(cpu["instrumented"], cpu["bare"])
@@ -136,9 +165,9 @@ def summarize(results: dict[str, dict[str, list[float]]], rounds: int, seconds: 
     header = ["load", "CPU µs/request bare / instrumented / profiled (medians, context)",
               "middleware: instrumented ÷ bare (range)", "profiling: profiled ÷ instrumented "
               "(range)", "both: profiled ÷ bare", f"goal <= {GOAL} (middleware / profiling)"]
-    return (f"{rounds} rounds, each variant a fresh target process, {seconds:g} s measured "
-            "after a warm-up; variants interleaved in rotating order; CPU is the target "
-            "process's own (all threads), per request it served.\n\n" + table(header, rows))
+    return (f"{rounds} rounds x {windows} windows of {seconds:g} s per load; the three variants "
+            "run side by side under the same load at the same time; ratios per window, "
+            "medians over all windows (range in brackets).\n\n" + table(header, rows))
 
 
 def _verdict(ratio: float) -> str:
@@ -148,14 +177,16 @@ def _verdict(ratio: float) -> str:
 def main() -> None:
     stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one round of 3 s windows")
+    parser.add_argument("--quick", action="store_true", help="one round, two 3 s windows")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--windows", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    rounds, warmup, seconds = (1, 1.5, 3.0) if args.quick else (args.rounds, 3.0, args.seconds)
+    rounds, windows = (1, 2) if args.quick else (args.rounds, args.windows)
+    seconds = 3.0 if args.quick else args.seconds
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as name:
-        results = run_rounds(rounds, warmup, seconds, Path(name))
-    text = summarize(results, rounds, seconds)
+        results = run_rounds(rounds, 3.0, windows, seconds, Path(name))
+    text = summarize(results, rounds, windows, seconds)
     print("\n" + text)
     write_section("target-overhead", "4. Overhead on targets: middleware and profiling", text)
 

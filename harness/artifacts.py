@@ -108,6 +108,7 @@ class Manifest(BaseModel):
     phases: list[PhaseWindow] = []
     traffic: dict[str, Any] = {}
     services: list[dict[str, Any]] = []
+    crashes: list[dict[str, Any]] = []  # replicas that died on their own mid-run
 
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import artifacts as art
-from harness.errors import ArtifactError, HarnessError, Interrupted, RunFailed
+from harness.errors import ArtifactError, HarnessError, Interrupted, RunFailed, TargetError
 from harness.faults.base import FaultLog
 from harness.faults.catalog import build_fault
 from harness.faults.context import FaultContext
@@ -178,12 +178,27 @@ class Run:
                     self.stop_flag.raise_if_set()
                 if priced and self.faults is not None:
                     self.faults.poll(time.time() - begin)
+                self._check_crashes()
                 traffic.tick()
                 if time.time() - last_flush >= FLUSH_S:
                     self.recorder.flush()
                     last_flush = time.time()
                     self.progress.update(self.recorder, self.sampler, traffic)
         self._close_phase()
+
+    def _check_crashes(self) -> None:
+        """A replica that died on its own: recorded; with ``on_crash: stop`` the run fails."""
+        if not isinstance(self.stack, LocalStack):
+            return
+        for crash in self.stack.crashed():
+            crash |= {"at": time.time(), "phase": self.clock.current}
+            self.manifest.crashes.append(crash)
+            art.write_manifest(self.run_dir, self.manifest)
+            self.progress.note(f"replica {crash['replica']} exited with {crash['exit_code']}")
+            if self.scenario.target.on_crash == "stop":
+                raise TargetError(f"replica {crash['replica']} of {crash['service']!r} crashed "
+                                  f"(exit code {crash['exit_code']}) during {crash['phase']}; "
+                                  f"last output:\n    {crash['last_output']}")
 
     def _enter_phase(self, name: str, priced: bool) -> None:
         self._close_phase()

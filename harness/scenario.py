@@ -127,6 +127,8 @@ class Target(StrictModel):
     runtime: Literal["local", "docker"] = "local"
     entry: str = ""
     services: dict[str, Service] = Field(min_length=1)
+    # A replica that dies on its own mid-run: record it and go on, or stop the run (exit 3).
+    on_crash: Literal["continue", "stop"] = "continue"
 
     @model_validator(mode="after")
     def _check_graph(self) -> Target:

@@ -63,6 +63,8 @@ class LocalStack:
         self.proxy: ProxyProcess | None = None
         self.extra_env: dict[str, str] = {}  # given to every process service (e.g. profiling)
         self._started: dict[str, _Started] = {}
+        self._meant: set[str] = set()  # replicas the harness itself stopped, killed or paused
+        self._reported: set[str] = set()
         self._tmp = Path(tempfile.mkdtemp(prefix="harness-data-"))
 
     # -- Stack protocol -------------------------------------------------------------------
@@ -128,15 +130,32 @@ class LocalStack:
     def signal(self, service: str, replica_ids: list[str], sig: int) -> None:
         started = self._get(service)
         for rid in replica_ids:
+            self._meant.add(rid)
             started.procs[rid].send_signal(sig)
 
     def stop_replica(self, service: str, replica_id: str) -> None:
+        self._meant.add(replica_id)
         self._get(service).procs[replica_id].stop()
+
+    def crashed(self) -> list[dict[str, object]]:
+        """Replicas that exited on their own since the last call (not a fault, not teardown)."""
+        found = []
+        for s in self._started.values():
+            for rid, proc in s.procs.items():
+                code = proc.exit_code()
+                if code is None or rid in self._meant or rid in self._reported:
+                    continue
+                self._reported.add(rid)
+                found.append({"service": s.name, "replica": rid, "exit_code": code,
+                              "last_output": proc.tail(5)})
+        return found
 
     def start_replica(self, service: str, cancel: Cancel, replica_id: str | None = None) -> str:
         """Start one more replica (or restart ``replica_id``) and wait until it is healthy."""
         started = self._get(service)
         rid = replica_id or started.new_id()
+        self._meant.discard(rid)
+        self._reported.discard(rid)
         started.procs[rid] = self._spawn(started, rid)
         self._write_pids()
         self._wait_http(started, started.procs[rid], cancel)

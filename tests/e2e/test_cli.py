@@ -158,3 +158,37 @@ def test_cleanup_after_the_harness_is_killed(scenario_file: Writer, run_dir: Pat
 
     assert len(pd.read_parquet(run_dir / "requests.parquet")) > 0  # the parts were kept
     assert run_cli("report", run_dir).returncode == 0
+
+
+CRASHING = SHORT.replace('command: "{python} -m targets.sample"',
+                         'command: "{python} -m targets.sample"\n      replicas: 2').replace(
+    "duration: 4s", "duration: 8s")
+
+
+@pytest.mark.parametrize("policy, code", [("continue", 0), ("stop", 3)])
+def test_a_replica_that_crashes_mid_run_follows_the_policy(
+        scenario_file: Writer, run_dir: Path, policy: str, code: int) -> None:
+    import psutil
+
+    text = CRASHING.replace("target:\n", f"target:\n  on_crash: {policy}\n")
+    proc = subprocess.Popen([HARNESS, "run", str(scenario_file(text)), "--output", str(run_dir)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run_dir / "requests.parquet.parts").is_dir():
+        time.sleep(0.2)
+    time.sleep(2)
+    victim = next(p for p in psutil.process_iter()
+                  if p.pid in {int(x.split()[0]) for x in leftover_processes(run_dir)}
+                  and p.environ().get("HARNESS_REPLICA") == "api-1")
+    victim.kill()  # not the harness's doing: a crash
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == code, err
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [c["replica"] for c in manifest["crashes"]] == ["api-1"]
+    assert manifest["status"] == ("completed" if policy == "continue" else "failed")
+    import pandas as pd
+
+    records = pd.read_parquet(run_dir / "requests.parquet")
+    assert (records["replica"] == "api-1").any()  # what it served before the crash is kept
+    assert (run_dir / "report.html").is_file()
+    assert not leftover_processes(run_dir)
