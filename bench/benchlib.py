@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,15 +154,30 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
+def cores() -> tuple[set[int], set[int]]:
+    """CPUs for load generators and for targets: the first core and the last, so generator
+    and target never share a core and every variant of a comparison gets the same core."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return {allowed[0]}, {allowed[-1]}
+
+
+def pin(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that restricts the child to ``cpus`` (None: no restriction)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 @contextmanager
 def child(name: str, argv: Sequence[str], env: Mapping[str, str] | None = None,
-          log: Path | None = None) -> Iterator[Child]:
-    """Start ``argv`` as a child in its own session; stopped (group and all) on exit."""
+          log: Path | None = None, cpus: set[int] | None = None) -> Iterator[Child]:
+    """Start ``argv`` as a child in its own session (on ``cpus`` if given); stopped (group
+    and all) on exit."""
     out = log.open("ab") if log is not None else subprocess.DEVNULL
     try:
         popen = subprocess.Popen(list(argv), env={**os.environ, **(env or {})}, cwd=ROOT,
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True)  # fmt: skip
+                                 start_new_session=True, preexec_fn=pin(cpus))  # fmt: skip
     finally:
         if log is not None and not isinstance(out, int):
             out.close()

@@ -15,13 +15,18 @@ Harness and Locust throughput are computed the same way, from completed requests
 second (Locust's ``num_reqs_per_sec``, the harness's ``requests.parquet``), dropping the warm-up
 seconds and the last, partial second. The ratios harness/Locust and wrk/Locust are taken per
 round (adjacent runs) and their median is the claim. Goal: harness >= 0.95 x bare Locust.
-Then ``bench/recording.py`` measures the recording path in µs per request.
+Generators always run on the first core and targets on the last (the harness's target is moved
+there as soon as it starts), so every run sees the same placement. Next to throughput, the
+generator's own CPU per request over the same window (Linux's per-process CPU clock) shows
+where a gap comes from. Then ``bench/recording.py`` measures the recording path in µs per
+request.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pyarrow.parquet as pq
 import recording
 from benchlib import (
@@ -40,7 +46,9 @@ from benchlib import (
     HARNESS,
     PYTHON,
     child,
+    cores,
     median,
+    pin,
     process_cpu_s,
     spread,
     stop_on_sigterm,
@@ -52,6 +60,7 @@ from benchlib import (
 from harness.util import free_port
 
 GOAL = 0.95
+LOAD_CPUS, TARGET_CPUS = cores()  # generators on one core, targets on another, every run
 GENERATORS = ("harness", "locust", "wrk")
 LOCUST = str(Path(PYTHON).with_name("locust"))
 SCENARIO = """name: loadgen-{target}
@@ -134,10 +143,12 @@ def steady_window(per_second: Counter[int], skip: int) -> tuple[int, int, int]:
 
 
 class CpuProbe:
-    """Polls a process's CPU time (user + system) in a thread; interpolates it at any time."""
+    """Polls a process's CPU time (user + system) in a thread; interpolates it at any time.
+    Moves the process's descendants (the targets a harness run starts) to the target core."""
 
     def __init__(self, pid: int, every: float = 0.2) -> None:
         self.pid = pid
+        self.pinned: set[int] = set()
         self.points: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, args=(every,), daemon=True)
@@ -150,7 +161,21 @@ class CpuProbe:
             except ProcessLookupError:
                 return
             self.points.append((time.time(), cpu))
+            self._pin_descendants()
             self._stop.wait(every)
+
+    def _pin_descendants(self) -> None:
+        try:
+            found = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return
+        for proc in found:
+            if proc.pid not in self.pinned:
+                try:
+                    os.sched_setaffinity(proc.pid, TARGET_CPUS)
+                except OSError:
+                    continue
+                self.pinned.add(proc.pid)
 
     def stop(self) -> None:
         self._stop.set()
@@ -172,7 +197,8 @@ def measured(probe: CpuProbe, per_second: Counter[int], skip: int, ok: int) -> M
 
 def _run_probed(argv: list[str], what: str) -> CpuProbe:
     """Run ``argv`` to completion while probing its CPU; SystemExit when it fails."""
-    popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=pin(LOAD_CPUS))  # fmt: skip
     probe = CpuProbe(popen.pid)
     out, err = popen.communicate()
     probe.stop()
@@ -212,7 +238,8 @@ def run_locust(url: str, setup: Setup, tmp: Path, index: int) -> Measured:
 
 def run_wrk(url: str, setup: Setup) -> Measured:
     argv = ["wrk", "-t1", f"-c{setup.users}", f"-d{setup.warmup + setup.duration}s", url + "/cheap"]
-    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    done = subprocess.run(argv, capture_output=True, text=True, check=True,
+                          preexec_fn=pin(LOAD_CPUS))  # fmt: skip
     found = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
     if found is None or "Non-2xx" in done.stdout or "Socket errors" in done.stdout:
         raise SystemExit(f"wrk: unexpected output:\n{done.stdout}")
@@ -228,7 +255,7 @@ def measure_one(generator: str, target: Target, setup: Setup, tmp: Path, index: 
     workdir = tmp / f"{target.name}-{generator}-{index}"
     workdir.mkdir()
     with child(target.name, target.argv(port, workdir), {"PORT": str(port)},
-               log=workdir / "target.log") as proc:  # fmt: skip
+               log=workdir / "target.log", cpus=TARGET_CPUS) as proc:  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/health", proc)
         if generator == "wrk":

@@ -8,8 +8,11 @@ Each round starts the three variants as fresh processes side by side
 pushing to an embedded ``harness.profiling.ProfileReceiver``, as a run with
 ``profiling: {enabled: true}`` does) and offers each the same fixed-rate load at the same time
 (one Locust per target, ``bench/locustfile_rate.py``). Running them at once, rather than one
-after the other, puts all three under the same machine conditions: on this shared machine the
-CPU a request costs drifts by tens of percent from minute to minute. Loads, in turn:
+after the other, and pinning all three targets to the same core (the Locusts to another one)
+puts them under the same machine conditions: on this shared machine the CPU a request costs
+drifts by tens of percent from minute to minute, and two identical unpinned processes started
+together differed by 40 % for a whole minute (A/A test), while pinned ones agree within 3 %.
+Loads, in turn:
 
 * ``GET /cheap`` at 300/s and at 100/s (a per-request cost weighs most on the cheapest call; a
   per-second cost such as the profiler's sampling weighs more at the lower rate);
@@ -37,6 +40,7 @@ from benchlib import (
     PYTHON,
     Child,
     child,
+    cores,
     get_json,
     median,
     process_cpu_s,
@@ -46,11 +50,18 @@ from benchlib import (
     wait_http,
     write_section,
 )
+from overhead_parts import (
+    idle_cpu_ms_per_s,
+    middleware_us,
+    parts_text,
+    profiler_cost_by_rate,
+)
 
 from harness.profiling import ProfileReceiver
 from harness.util import free_port
 
 VARIANTS = ("bare", "instrumented", "profiled")
+LOAD_CPUS, TARGET_CPUS = cores()  # all targets share one core, the load generators the other
 GOAL = 1.03
 LOCUST = str(Path(PYTHON).with_name("locust"))
 MIX = "/cpu?ms=20:2,/big?kb=256:1,/cheap:5"
@@ -87,11 +98,12 @@ def _snapshot(targets: dict[str, tuple[Child, str]]) -> dict[str, tuple[float, i
 
 
 @contextmanager
-def targets_up(receiver: str, tmp: Path) -> Iterator[dict[str, tuple[Child, str]]]:
-    """The three variants, fresh processes side by side: variant -> (process, base URL)."""
+def targets_up(receiver: str, tmp: Path, turn: int) -> Iterator[dict[str, tuple[Child, str]]]:
+    """The three variants, fresh processes side by side: variant -> (process, base URL);
+    started in an order rotated by ``turn``."""
     with ExitStack() as stack:
         out = {}
-        for variant in VARIANTS:
+        for variant in VARIANTS[turn % 3:] + VARIANTS[: turn % 3]:
             port = free_port()
             env = {"PORT": str(port), "HARNESS_REPLICA": f"{variant}-0",
                    "HARNESS_SERVICE": "sample", "HARNESS_PYROSCOPE_URL": ""}  # fmt: skip
@@ -99,7 +111,8 @@ def targets_up(receiver: str, tmp: Path) -> Iterator[dict[str, tuple[Child, str]
                 env |= {"HARNESS_PYROSCOPE_URL": receiver, "HARNESS_PYROSCOPE_SAMPLE_RATE": "100"}
             argv = [PYTHON, str(BENCH / "sample_variant.py"),
                     "instrumented" if variant == "profiled" else variant]  # fmt: skip
-            proc = stack.enter_context(child(variant, argv, env, log=tmp / f"{variant}.log"))
+            proc = stack.enter_context(child(variant, argv, env, log=tmp / f"{variant}.log",
+                                             cpus=TARGET_CPUS))
             out[variant] = (proc, f"http://127.0.0.1:{port}")
         for proc, url in out.values():
             wait_http(url + "/health", proc)
@@ -115,7 +128,7 @@ def measure_load(targets: dict[str, tuple[Child, str]], load: Load, warmup: floa
         for variant, (_, url) in targets.items():
             argv = _generator(load, url, total, tmp / f"locust-{variant}.log")
             stack.enter_context(child(f"load {variant}", argv, {"BENCH_PATHS": load.paths},
-                                      log=tmp / f"load-{variant}.log"))  # fmt: skip
+                                      log=tmp / f"load-{variant}.log", cpus=LOAD_CPUS))  # fmt: skip
         time.sleep(warmup)
         before = _snapshot(targets)
         for _ in range(windows):
@@ -131,20 +144,28 @@ def measure_load(targets: dict[str, tuple[Child, str]], load: Load, warmup: floa
 
 
 def run_rounds(rounds: int, warmup: float, windows: int, seconds: float, tmp: Path
-               ) -> dict[str, dict[str, list[float]]]:
-    """Per load: per variant, CPU µs per request, one value per window (all rounds)."""
+               ) -> tuple[dict[str, dict[str, list[float]]], dict[str, float], dict[int, float]]:
+    """Per load: per variant, CPU µs per request, one value per window (all rounds); per
+    variant the idle CPU ms per second (median over rounds); the profiler's CPU ms per second
+    by sample rate."""
     out = {load.name: {v: [] for v in VARIANTS} for load in LOADS}
+    idle: dict[str, list[float]] = {v: [] for v in VARIANTS}
     with ProfileReceiver(tmp / "profiles") as receiver:
         for r in range(rounds):
-            with targets_up(receiver.url, tmp) as targets:
+            with targets_up(receiver.url, tmp, r) as targets:
+                time.sleep(warmup)
+                got_idle = idle_cpu_ms_per_s({v: p for v, (p, _) in targets.items()}, 2, seconds)
+                for v in VARIANTS:
+                    idle[v].append(got_idle[v])
                 for load in LOADS:
                     got = measure_load(targets, load, warmup, windows, seconds, tmp)
                     for v in VARIANTS:
                         out[load.name][v] += got[v]
                     print(f"round {r + 1}/{rounds} {load.name:>24}: " + ", ".join(
                         f"{v} {median(got[v]):7.1f} µs/req" for v in VARIANTS), flush=True)
+        by_rate = profiler_cost_by_rate(receiver.url, (100, 50, 20), tmp, TARGET_CPUS)
         receiver.stop(drain_s=1.0)
-    return out
+    return out, {v: median(values) for v, values in idle.items()}, by_rate
 
 
 def _ratios(a: list[float], b: list[float]) -> list[float]:
@@ -184,9 +205,16 @@ def main() -> None:
     args = parser.parse_args()
     rounds, windows = (1, 2) if args.quick else (args.rounds, args.windows)
     seconds = 3.0 if args.quick else args.seconds
+    mw = middleware_us()
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as name:
-        results = run_rounds(rounds, 3.0, windows, seconds, Path(name))
-    text = summarize(results, rounds, windows, seconds)
+        results, idle, by_rate = run_rounds(rounds, 3.0, windows, seconds, Path(name))
+    per_request = {load.name: {"rate": float(load.rate),
+                               "bare": median(results[load.name]["bare"]),
+                               "instrumented": median(results[load.name]["instrumented"])}
+                   for load in LOADS}  # fmt: skip
+    text = summarize(results, rounds, windows, seconds) + (
+        "\n\nWhere the overhead comes from (measured apart, see `bench/overhead_parts.py`):\n\n"
+        + parts_text(mw, idle, by_rate, per_request))
     print("\n" + text)
     write_section("target-overhead", "4. Overhead on targets: middleware and profiling", text)
 

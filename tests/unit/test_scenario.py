@@ -170,7 +170,10 @@ def test_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     request = scenario.requests[0]
     assert (request.method, request.weight, request.tenant) == ("GET", 1.0, None)
     assert scenario.pricing.price_book == "opencost-default"
-    assert (scenario.variants, scenario.faults, scenario.gate) == ({}, [], {})
+    assert (scenario.variants, scenario.faults, scenario.gate.budgets) == ({}, [], [])
+    assert (scenario.target.on_crash, traffic.workers, traffic.connection_lifetime) == (
+        "continue", 1, 5.0)
+    assert not scenario.profiling.enabled and scenario.fault_proxy is None
 
 
 def test_entry_defaults_to_the_first_app_service(tmp_path: Path) -> None:
