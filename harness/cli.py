@@ -7,6 +7,7 @@ Exit codes: 0 success · 1 a budget/gate failed · 2 usage or input error · 3 t
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    # Everything is stopped and written: a signal arriving while the interpreter shuts down
+    # (its handlers reset to the default) must not turn this exit code into a kill.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     sys.exit(code)
 
 

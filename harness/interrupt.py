@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import signal
-from typing import Any
-
-import gevent
 from gevent.event import Event
 
 from harness.errors import Interrupted
@@ -17,16 +14,18 @@ class StopFlag:
     def __init__(self) -> None:
         self.signal_name: str | None = None
         self.event = Event()
-        self._handlers: list[Any] = []
 
     def install(self) -> None:
+        """Plain Python handlers (not event-loop watchers, whose removal resets the signal to
+        its default action and lets a late signal kill the process): the run's loop wakes at
+        least every tick, so a signal is seen within a fraction of a second."""
         for sig in (signal.SIGINT, signal.SIGTERM):
-            self._handlers.append(gevent.signal_handler(sig, self._on_signal, sig.name))
+            signal.signal(sig, lambda signum, frame: self._on_signal(signal.Signals(signum).name))
 
     def uninstall(self) -> None:
-        for handler in self._handlers:
-            handler.cancel()
-        self._handlers.clear()
+        """From now on a signal raises KeyboardInterrupt (the CLI exits 130)."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _raise_keyboard_interrupt)
 
     def _on_signal(self, name: str) -> None:
         if self.signal_name is None:  # the first signal wins; later ones only repeat it
@@ -40,3 +39,7 @@ class StopFlag:
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds; True when a stop was requested."""
         return bool(self.event.wait(timeout))
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -244,8 +244,8 @@ class Run:
         self._export_profiles()
         self._traffic_summary(records)
         self.manifest.ended_at = time.time()
-        self.stop_flag.uninstall()
         art.write_manifest(self.run_dir, self.manifest)
+        self.stop_flag.uninstall()  # last: a pending second signal may raise from here
         return records
 
     def _export_profiles(self) -> None:

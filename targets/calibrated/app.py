@@ -8,7 +8,8 @@
                                                        ms since the handler started (the DB
                                                        client work included), and answers
                                                        exactly B bytes
-``GET /stats``                                         ``{"served": N, "by_path": {...}}``
+``GET /stats``                                         ``{"served": N, "by_path": {...}}``: calls
+                                                       of ``/work`` that passed validation
 =====================================================  ========================================
 
 Any path other than ``/health`` and ``/stats`` is served by ``/work``, so a scenario can name
@@ -100,13 +101,13 @@ class CalibratedApp:
         size = int(number(query, "bytes", MAX_BYTES))
         reads = int(number(query, "reads", MAX_OPS))
         writes = int(number(query, "writes", MAX_OPS))
-        with self._lock:
+        if (reads or writes) and self.db is None:
+            raise BadRequest("reads/writes need CALIBRATED_DB_URL")
+        with self._lock:  # count calls that will be served as asked
             self._served[path] = self._served.get(path, 0) + 1
             self._seed += 1
             seed = self._seed
-        if reads or writes:
-            if self.db is None:
-                raise BadRequest("reads/writes need CALIBRATED_DB_URL")
+        if self.db is not None and (reads or writes):
             self.db.work(reads, writes, seed)
         body = body_of(size)
         burn_until(started, cpu_ms)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import LiteralString
 
 import psycopg
 
@@ -17,7 +18,7 @@ from harness.errors import TargetError
 from harness.instrument import counters
 
 ITEMS = 1000
-SCHEMA = (
+SCHEMA: tuple[LiteralString, ...] = (
     "CREATE TABLE IF NOT EXISTS calib_items (id integer PRIMARY KEY, v integer NOT NULL)",
     "CREATE TABLE IF NOT EXISTS calib_log (id bigserial PRIMARY KEY, n integer NOT NULL)",
 )
@@ -58,7 +59,7 @@ class Database:
         """Create and seed the tables (startup only, before any request)."""
         with self.connect(timeout_s) as conn:
             for statement in SCHEMA:
-                conn.execute(statement)  # type: ignore[arg-type] - constant SQL
+                conn.execute(statement)
             conn.execute(SEED_SQL, (ITEMS,))
             conn.execute("ANALYZE calib_items")
 

@@ -192,3 +192,34 @@ def test_a_replica_that_crashes_mid_run_follows_the_policy(
     assert (records["replica"] == "api-1").any()  # what it served before the crash is kept
     assert (run_dir / "report.html").is_file()
     assert not leftover_processes(run_dir)
+
+
+SLOW_START = SHORT.replace(
+    'command: "{python} -m targets.sample"',
+    'command: ["sh", "-c", "sleep 3 && exec {python} -m targets.sample"]').replace(
+    "duration: 4s", "duration: 30s").replace("warmup: 1s", "warmup: 6s")
+
+
+@pytest.mark.parametrize("moment", ["startup", "warmup", "teardown"])
+def test_interrupt_matrix_leaves_nothing_running(scenario_file: Writer, run_dir: Path,
+                                                 moment: str) -> None:
+    """SIGINT during start-up, warm-up, and a second SIGTERM during teardown."""
+    proc = subprocess.Popen([HARNESS, "run", str(scenario_file(SLOW_START)), "--output",
+                             str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not leftover_processes(run_dir):
+        time.sleep(0.1)  # the stack is starting (its first process exists)
+    if moment != "startup":
+        while time.time() < deadline and not (run_dir / "requests.parquet.parts").is_dir():
+            time.sleep(0.1)
+        time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    if moment == "teardown":
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)  # a second signal must not cut the teardown short
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    assert not leftover_processes(run_dir)
