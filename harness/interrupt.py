@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+
 from gevent.event import Event
 
 from harness.errors import Interrupted
