@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import artifacts as art
-from harness.errors import ArtifactError, HarnessError, Interrupted, RunFailed, TargetError
+from harness.errors import (
+    ArtifactError,
+    HarnessError,
+    InputError,
+    Interrupted,
+    RunFailed,
+    TargetError,
+)
 from harness.faults.base import FaultLog
 from harness.faults.catalog import build_fault
 from harness.faults.context import FaultContext
@@ -40,6 +47,7 @@ if TYPE_CHECKING:
     from harness.stack.compose import ComposeStack
 
 TICK_S = 0.25
+DOCKER_FAULTS = frozenset({"kill", "stop", "pause", "cache_eviction", "noisy_neighbour"})
 FLUSH_S = 1.0
 
 
@@ -153,10 +161,8 @@ class Run:
         self.stack.extra_env = {"HARNESS_PYROSCOPE_URL": url,
                                 "HARNESS_PYROSCOPE_SAMPLE_RATE": str(spec.sample_rate)}
 
-    def _fault_timeline(self, traffic: Traffic | DistributedTraffic) -> FaultTimeline | None:
-        if not isinstance(self.stack, LocalStack):
-            return None  # the docker runtime rejects faults up front (_make_stack)
-        proxy = self.stack.fault_proxy_client()
+    def _fault_timeline(self, traffic: Traffic | DistributedTraffic) -> FaultTimeline:
+        proxy = self.stack.fault_proxy_client() if isinstance(self.stack, LocalStack) else None
         ctx = FaultContext(self.stack, self.stop_flag, proxy, traffic.schedule, self.sampler,
                            self.run_dir)
         return FaultTimeline(self.scenario.faults, lambda spec: build_fault(ctx, spec),
@@ -283,9 +289,11 @@ def _make_stack(scenario: Scenario, run_dir: Path) -> LocalStack | ComposeStack:
     if scenario.target.runtime == "docker":
         from harness.stack.compose import ComposeStack
 
-        if scenario.faults:
-            raise RunFailed("faults run on the local runtime only in this version "
-                            "(see docs/faults.md); use --runtime local")
+        unsupported = sorted({f.kind for f in scenario.faults} - DOCKER_FAULTS)
+        if unsupported:
+            supported = ", ".join(sorted(DOCKER_FAULTS))
+            raise InputError(f"{scenario.source}: fault kind(s) {', '.join(unsupported)} run on "
+                             f"the local runtime only; on docker: {supported} (docs/faults.md)")
         return ComposeStack(scenario, run_dir)
     proxied = frozenset(f.target for f in scenario.faults if f.kind in PROXIED_KINDS)
     return LocalStack(scenario, run_dir, proxied)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ import docker.errors
 import yaml
 from docker.models.containers import Container
 
-from harness.errors import TargetError
+from harness.errors import FaultError, TargetError
 from harness.images import bootstrap_images
 from harness.stack import compose_wait
 from harness.stack.base import Cancel, Replica
@@ -231,6 +232,62 @@ class ComposeStack:
                     cpu_limit=svc.cpu if svc else LB_CPU,
                     mem_limit=svc.memory if svc else LB_MEMORY, container_id=container.id))
         return out
+
+    # -- what faults act on: only this project's containers ---------------------------------
+    def kind_of(self, service: str) -> str:
+        return self.scenario.target.services[service].kind
+
+    def port_of(self, service: str) -> int:
+        port = self._host_port(service)
+        if port is None:
+            raise FaultError(f"service {service!r} publishes no port on 127.0.0.1")
+        return port
+
+    def _container(self, service: str, replica_id: str) -> Container:
+        for container in self._containers.get(service, []):
+            if str(container.id).startswith(replica_id):
+                return container
+        raise FaultError(f"service {service!r} has no container {replica_id}")
+
+    def alive(self, service: str) -> list[str]:
+        out = []
+        for container in self._containers.get(service, []):
+            container.reload()
+            if container.status == "running":
+                out.append(str(container.id)[:12])
+        return out
+
+    def signal(self, service: str, replica_ids: list[str], sig: int) -> None:
+        """SIGSTOP / SIGCONT become ``docker pause`` / ``unpause``; others ``docker kill``."""
+        for rid in replica_ids:
+            container = self._container(service, rid)
+            if sig == signal.SIGSTOP:
+                container.pause()
+            elif sig == signal.SIGCONT:
+                container.unpause()
+            else:
+                container.kill(signal=int(sig))
+
+    def stop_replica(self, service: str, replica_id: str) -> None:
+        self._container(service, replica_id).stop(timeout=STOP_TIMEOUT_S)
+
+    def start_replica(self, service: str, cancel: Cancel, replica_id: str | None = None) -> str:
+        """Restart a stopped or killed container and wait until it is ready again."""
+        if replica_id is None:
+            raise FaultError("adding replicas under load (cold_start, autoscale_burst) runs on "
+                             "the local runtime only in this version")
+        container = self._container(service, replica_id)
+        container.start()
+        container.reload()
+        self._wait_replicas(service, [container], cancel,
+                            self.scenario.target.services[service].startup_timeout)
+        return replica_id
+
+    def control_file(self, service: str) -> Path:
+        raise FaultError("run-time settings (log_level) reach local targets only in this version")
+
+    def pids_of(self, service: str) -> list[int]:
+        return []  # containers share the host's cores; hogs compete for all of them
 
     # -- stopping ---------------------------------------------------------------------------
     def _sweep(self) -> list[str]:

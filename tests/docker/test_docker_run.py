@@ -1,0 +1,64 @@
+"""Whole runs on the docker runtime through the CLI: the quickstart's endpoints with a kill and
+a pause fault, container-metered CPU against the per-request CPU, nothing left on the engine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.docker
+
+SCENARIO = """
+name: docker-faults
+target:
+  runtime: docker
+  services:
+    api:
+      command: "{python} -m targets.sample"
+      replicas: 2
+      cpu: 0.5
+      memory: 256Mi
+traffic: {model: open, rate: 30, warmup: 2s, duration: 16s}
+requests:
+  - {name: cpu, path: "/cpu?ms=20"}
+  - {name: cheap, path: /cheap, weight: 2}
+faults:
+  - {name: killed, kind: kill, target: api, replicas: 1, start: 4s, duration: 5s}
+  - {name: paused, kind: pause, target: api, replicas: 1, start: 10s, duration: 3s}
+"""
+
+
+def test_quickstart_endpoints_with_faults_on_docker(
+        images: dict[str, str], docker_client: docker.DockerClient,
+        scenario_file: Callable[[str], Path], run_dir: Path) -> None:
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    done = run_cli("run", scenario_file(SCENARIO), "--output", run_dir, timeout=400)
+    assert done.returncode == 0, done.stderr
+    steps = [json.loads(line) for line in (run_dir / "faults.jsonl").read_text().splitlines()]
+    assert [(s["fault"], s["action"], s["status"]) for s in steps] == [
+        ("killed", "inject", "ok"), ("killed", "revert", "ok"),
+        ("paused", "inject", "ok"), ("paused", "revert", "ok")]
+    assert steps[1]["details"]["time_to_ready_s"]
+
+    # Container-metered CPU of the app against what its requests reported (Server-Timing):
+    # the CPU-heavy endpoint dominates, so the two agree within 10 % plus the unattributed rest.
+    records = pd.read_parquet(run_dir / "requests.parquet")
+    usage = pd.read_parquet(run_dir / "usage.parquet")
+    app = usage[usage["service"] == "api"]
+    metered = sum(g["cpu_s"].max() - g["cpu_s"].min() for _, g in app.groupby("replica"))
+    first, last = app["ts"].min(), app["ts"].max()
+    inside = records[(records["start"] >= first) & (records["end"] <= last)]
+    reported = inside["cpu_ms"].sum() / 1000.0
+    assert reported <= metered * 1.10, (reported, metered)
+    assert metered <= reported * 1.6, (reported, metered)  # waitress and idle overhead on top
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["cost_per_call_usd"] > 0
+    assert {c.id for c in docker_client.containers.list(all=True)} == before
