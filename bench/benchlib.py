@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -203,6 +204,32 @@ def wait_http(url: str, proc: Child, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.05)
     raise SystemExit(f"{proc.name}: {url} did not answer within {timeout:.0f} s")
+
+
+def patched_tree(patch: Path, tmp: Path) -> Path:
+    """A copy of ``harness/`` under ``tmp`` with ``patch`` applied (``patch -p1``); its root."""
+    import shutil
+
+    copy = tmp / "patched-tree"
+    shutil.copytree(ROOT / "harness", copy / "harness")
+    done = subprocess.run(["patch", "-p1", "-d", str(copy), "-i", str(patch.resolve())],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"{patch} does not apply:\n{done.stdout}{done.stderr}")
+    return copy
+
+
+def load_module(name: str, path: Path, replace: tuple[str, str] | None = None) -> ModuleType:
+    """Execute ``path`` as module ``name`` (beside the installed one), optionally rewriting an
+    import first; used to measure a patched module against the current one in one process."""
+    source = path.read_text(encoding="utf-8")
+    if replace is not None:
+        source = source.replace(*replace)
+    module = ModuleType(name)
+    module.__file__ = str(path)
+    sys.modules[name] = module
+    exec(compile(source, str(path), "exec"), module.__dict__)
+    return module
 
 
 def get_json(url: str) -> object:

@@ -9,7 +9,9 @@ all in this one process:
 * ``idle``: sleeping only (the process's baseline);
 * ``ProcessMeter``: ``ProcessMeter.sample()`` over the 10 replicas once a second;
 * ``Sampler``: the run's full sampling path, ``harness.meter.sampler.Sampler`` (the same meter
-  in a gevent greenlet, rows stamped with the phase, a Parquet part every 5 samples).
+  in a gevent greenlet, rows stamped with the phase, a Parquet part every 5 samples);
+* with ``--patch FILE``: ``ProcessMeter`` with that patch applied (``bench/patches/``), after
+  checking that it sees the same replicas and process trees.
 
 The cost is this process's CPU (user + system) per wall second above the idle window of the same
 round, as a percentage of one core; medians over rounds. The docker meter over 10 containers is
@@ -23,7 +25,6 @@ import argparse
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -32,7 +33,9 @@ from benchlib import (
     PYTHON,
     ROOT,
     child,
+    load_module,
     median,
+    patched_tree,
     spread,
     stop_on_sigterm,
     table,
@@ -40,6 +43,7 @@ from benchlib import (
     write_section,
 )
 
+from harness.meter.base import Meter
 from harness.meter.process import ProcessMeter
 from harness.meter.sampler import Sampler
 from harness.stack.base import Replica
@@ -47,42 +51,54 @@ from harness.traffic.recorder import PhaseClock
 from harness.util import free_port
 
 REPLICAS = 10
-MODES = ("idle", "ProcessMeter", "Sampler")
 
 
-def window(mode: str, meter: ProcessMeter, seconds: float, tmp: Path, index: int) -> float:
+def window(mode: str, meter: Meter, seconds: float, tmp: Path, index: int) -> float:
     """This process's CPU ms per wall second during one window of ``mode``."""
+    sampler = Sampler(meter, PhaseClock(), tmp / f"usage-{index}.parquet", interval=1.0)
     cpu0, wall0 = time.process_time(), time.monotonic()
-    if mode == "ProcessMeter":
+    if mode == "Sampler":
+        sampler.start()
+        gevent.sleep(seconds)
+    elif mode != "idle":
         for tick in range(1, int(seconds) + 1):
             if len(meter.sample()) != REPLICAS:
                 raise SystemExit("the meter lost a replica")
             time.sleep(max(0.0, wall0 + tick - time.monotonic()))
-    elif mode == "Sampler":
-        sampler = Sampler(meter, PhaseClock(), tmp / f"usage-{index}.parquet", interval=1.0)
-        sampler.start()
-        gevent.sleep(seconds)
-        if sampler.stop() < REPLICAS * int(seconds):
-            raise SystemExit("the sampler wrote fewer rows than expected")
     else:
         time.sleep(seconds)
-    return (time.process_time() - cpu0) / (time.monotonic() - wall0) * 1000
+    cost = (time.process_time() - cpu0) / (time.monotonic() - wall0) * 1000
+    if mode == "Sampler" and sampler.stop() < REPLICAS * int(seconds):  # compaction: not timed
+        raise SystemExit("the sampler wrote fewer rows than expected")
+    return cost
 
 
-def measure(replicas: Callable[[], list[Replica]], rounds: int, seconds: float, tmp: Path
+def measure(meters: dict[str, Meter], rounds: int, seconds: float, tmp: Path
             ) -> dict[str, list[float]]:
-    """Per mode, CPU ms per second above the same round's idle window."""
-    meter = ProcessMeter(replicas)
-    meter.sample()  # warm: psutil.Process objects created once, as in a run
-    above: dict[str, list[float]] = {m: [] for m in MODES[1:]}
+    """Per mode (each meter alone, then the Sampler around the first meter), CPU ms per
+    second above the same round's idle window."""
+    modes = ["idle", *meters, "Sampler"]
+    for meter in meters.values():
+        meter.sample()  # warm: psutil.Process objects created once, as in a run
+    above: dict[str, list[float]] = {m: [] for m in modes[1:]}
     for r in range(rounds):
-        order = MODES[r % 3:] + MODES[: r % 3]
-        got = {mode: window(mode, meter, seconds, tmp, r) for mode in order}
-        for mode in MODES[1:]:
+        order = modes[r % len(modes):] + modes[: r % len(modes)]
+        got = {mode: window(mode, meters.get(mode, meters["ProcessMeter"]), seconds, tmp,
+                            r * 10 + i) for i, mode in enumerate(order)}  # fmt: skip
+        for mode in modes[1:]:
             above[mode].append(got[mode] - got["idle"])
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{m} {got[m]:.2f} ms/s" for m in MODES),
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{m} {got[m]:.2f} ms/s" for m in modes),
               flush=True)  # fmt: skip
     return above
+
+
+def same_samples(meters: dict[str, Meter]) -> None:
+    """Every meter sees the same replicas alive with the same process trees (RSS within 5 %)."""
+    results = [meter.sample() for meter in meters.values()]
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            if a.alive != b.alive or abs(a.rss_bytes - b.rss_bytes) > 0.05 * a.rss_bytes:
+                raise SystemExit(f"the meters disagree on {a.replica}: {a} vs {b}")
 
 
 def docker_lines() -> str:
@@ -102,6 +118,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--docker", action="store_true", help="also run the docker meter test")
+    parser.add_argument("--patch", type=Path, help="also measure ProcessMeter with this patch")
     args = parser.parse_args()
     rounds, seconds = (1, 3.0) if args.quick else (args.rounds, args.seconds)
     with tempfile.TemporaryDirectory(prefix="bench-metering-") as name, ExitStack() as stack:
@@ -113,11 +130,17 @@ def main() -> None:
                                              {"PORT": str(port)}, log=tmp / f"{index}.log"))
             wait_http(f"http://127.0.0.1:{port}/health", proc)
             started.append(Replica("api", f"api-{index}", "app", proc.pid, port, 1.0, 2**28))
-        above = measure(lambda: started, rounds, seconds, tmp)
+        meters: dict[str, Meter] = {"ProcessMeter": ProcessMeter(lambda: started)}
+        if args.patch is not None:
+            patched = load_module("patched_process", patched_tree(args.patch, tmp) / "harness" /
+                                  "meter" / "process.py")  # fmt: skip
+            meters[f"ProcessMeter + {args.patch.name}"] = patched.ProcessMeter(lambda: started)
+            same_samples(meters)
+        above = measure(meters, rounds, seconds, tmp)
     rows = [[mode, f"{median(v):.2f}", spread(v), f"**{median(v) / 10:.3f} %**"]
             for mode, v in above.items()]  # fmt: skip
     text = (f"{REPLICAS} sample targets as replicas, 1 Hz, {rounds} rounds of {seconds:g} s "
-            "windows (idle / ProcessMeter / Sampler in rotating order); CPU of the sampling "
+            "windows (idle and each sampler in rotating order); CPU of the sampling "
             "process above the idle window of the same round.\n\n"
             + table(["what samples", "CPU ms per second (median)", "range", "% of one core"],
                     rows))  # fmt: skip

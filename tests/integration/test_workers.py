@@ -81,10 +81,11 @@ def test_a_worker_killed_mid_run_is_recorded_and_the_run_completes(
     proc = subprocess.Popen([HARNESS, "run", str(scenario_file(text)), "--output", str(run_dir)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers: list[psutil.Process] = []
-    deadline = time.time() + 60
-    while time.time() < deadline and not (run_dir / "requests.parquet.parts").is_dir():
-        time.sleep(0.2)
-    time.sleep(3)
+    parts = run_dir / "requests.parquet.parts"
+    deadline = time.time() + 90
+    while time.time() < deadline and not (parts.is_dir() and any(parts.glob("w1-part-*"))):
+        time.sleep(0.2)  # both workers connected and recording
+    time.sleep(1)
     marker = str(run_dir.resolve())
     for candidate in psutil.process_iter(["cmdline"]):
         try:
