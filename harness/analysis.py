@@ -29,19 +29,16 @@ def recover_parts(run_dir: Path) -> None:
 def analyse(run_dir: Path, price_book: str | None = None,
             billing_model: str | None = None) -> Analysis:
     """Price the run, write ledger and summary, render the report."""
-    from harness.cost import load_price_book
-    from harness.cost.ledger import build_ledger, write_ledger
+    from harness.cost import price
+    from harness.cost.ledger import write_ledger
     from harness.report.render import render_report
-    from harness.rundata import load_run
     from harness.summary import build_summary, write_summary
     from harness.timeline import build_timeline
 
     art.read_manifest(run_dir)  # a clear error for a foreign or missing run directory first
     recover_parts(run_dir)
-    run = load_run(run_dir)
-    overrides = (run.manifest.scenario.get("pricing") or {}).get("overrides") or {}
-    book = load_price_book(price_book or run.manifest.price_book, overrides)
-    ledger = build_ledger(run, book, billing_model)
+    priced = price(run_dir, price_book, billing_model)
+    run, book, ledger = priced.run, priced.book, priced.ledger
     write_ledger(run_dir, ledger)
     summary = build_summary(run, ledger)
     write_summary(run_dir, summary)

@@ -185,14 +185,10 @@ class PricedRun:
 def price_run(run_dir: Path, price_book: str | None, billing_model: str | None) -> PricedRun:
     """Load ``run_dir``, price it (its manifest's book unless ``price_book``, with its own
     scenario's price overrides) and window it."""
-    from harness.cost import load_price_book
-    from harness.cost.ledger import build_ledger
-    from harness.rundata import load_run
+    from harness.cost import price
 
-    run = load_run(run_dir)
-    overrides = (run.manifest.scenario.get("pricing") or {}).get("overrides") or {}
-    name = price_book or run.manifest.price_book
-    book = load_price_book(name, overrides)
-    ledger = build_ledger(run, book, billing_model)
+    priced = price(run_dir, price_book, billing_model)
+    run, ledger, book = priced.run, priced.ledger, priced.book
     return PricedRun(run_windows(run, ledger), run, ledger,
-                     Pricing(name, billing_model, book.currency))  # fmt: skip
+                     Pricing(price_book or run.manifest.price_book, billing_model,
+                             book.currency))  # fmt: skip

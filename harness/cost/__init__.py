@@ -8,6 +8,7 @@ loads a run directory, prices it, writes ``ledger.csv``/``ledger.parquet`` and
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from harness.errors import PriceBookError
 from harness.rundata import RunData, load_run
 
 __all__ = [
+    "Priced",
+    "price",
     "BILLING_MODELS",
     "DEFAULT_BOOK",
     "Ledger",
@@ -45,6 +48,27 @@ def scenario_overrides(run: RunData) -> dict[str, Any]:
     return {str(k): v for k, v in overrides.items()}
 
 
+@dataclass(frozen=True)
+class Priced:
+    """A run loaded from disk and priced: what every analysis starts from."""
+
+    run: RunData
+    book: PriceBook
+    ledger: Ledger
+
+
+def price(
+    run_dir: Path, price_book: str | None = None, billing_model: str | None = None
+) -> Priced:
+    """Load a run and price it with ``price_book`` (default: the one the run named) and the
+    scenario's own price overrides."""
+    run = load_run(Path(run_dir))
+    book = load_price_book(
+        price_book or run.manifest.price_book or DEFAULT_BOOK, scenario_overrides(run)
+    )
+    return Priced(run, book, build_ledger(run, book, billing_model))
+
+
 def price_run(
     run_dir: Path, price_book: str | None = None, billing_model: str | None = None
 ) -> dict[str, Any]:
@@ -53,11 +77,8 @@ def price_run(
     # would be circular).
     from harness.summary import build_summary, write_summary
 
-    run = load_run(Path(run_dir))
-    book = load_price_book(
-        price_book or run.manifest.price_book or DEFAULT_BOOK, scenario_overrides(run)
-    )
-    ledger = build_ledger(run, book, billing_model)
+    priced = price(run_dir, price_book, billing_model)
+    run, ledger = priced.run, priced.ledger
     write_ledger(run.run_dir, ledger)
     summary = build_summary(run, ledger)
     write_summary(run.run_dir, summary)
