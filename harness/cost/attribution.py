@@ -35,6 +35,8 @@ METHODS = {
     "db_ops": "ops-share: database operations",
 }
 RUN_WIDE = "even over the run (no requests in this phase)"
+# Below this a weight total explains nothing (a subnormal sum would overflow cost / weight).
+MIN_WEIGHT = 1e-9
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def _choose(charge: Charge, totals: RequestTotals) -> Allocation:
     candidates += [("calls", charge.phase, None), ("calls", None, None)]
     for weight, phase, recv in candidates:
         total = totals.get(weight, phase, recv)
-        if total > 0:
+        if total > MIN_WEIGHT:
             break
     else:
         return Allocation(charge, "calls", None, None, 0.0, 0.0, "unattributed (no requests)")
