@@ -152,7 +152,7 @@ class DistributedTraffic:
         return int(total.num_requests), int(total.num_failures)
 
     def stats(self) -> dict[str, Any]:
-        return {"users": self.runner.user_count, "workers": self.expected,
+        return {"workers": self.expected,
                 "workers_lost": self.lost, "records_per_worker": self.flushed}
 
 

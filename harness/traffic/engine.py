@@ -80,7 +80,7 @@ class Traffic:
         return arrivals / (end - start)
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"users": self.runner.user_count}
+        out: dict[str, Any] = {}
         if self.dispatcher is not None:
             out |= {"arrivals": self.dispatcher.arrivals, "dropped": self.dispatcher.dropped}
         return out
