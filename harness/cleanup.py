@@ -94,7 +94,7 @@ def clean_run(run_dir: Path, force: bool = False) -> Cleaned:
             shutil.rmtree(data_dir, ignore_errors=True)
             done.removed.append(data_dir)
         pids.unlink()
-    done.removed += _sweep_docker(manifest)
+    done.removed += _sweep_docker(run_dir)
     recover_parts(run_dir)
     manifest.status = "aborted"
     manifest.error = ("the harness stopped without finishing (killed?); "
@@ -104,9 +104,14 @@ def clean_run(run_dir: Path, force: bool = False) -> Cleaned:
     return done
 
 
-def _sweep_docker(manifest: art.Manifest) -> list[str]:
-    project = getattr(manifest, "compose_project", None)
-    if manifest.runtime != "docker" or not isinstance(project, str):
+def _sweep_docker(run_dir: Path) -> list[str]:
+    """The docker runtime records its compose project in ``compose.json`` until ``down``."""
+    state = run_dir / "compose.json"
+    try:
+        project = json.loads(state.read_text(encoding="utf-8")).get("project")
+    except (OSError, ValueError):
+        return []
+    if not isinstance(project, str) or not project.startswith("harness-"):
         return []
     from harness.errors import TargetError
     from harness.stack.compose_engine import connect, sweep
@@ -115,4 +120,6 @@ def _sweep_docker(manifest: art.Manifest) -> list[str]:
         problems = sweep(connect(), project)
     except TargetError as exc:
         return [f"docker project {project}: not swept ({exc})"]
+    if not problems:
+        state.unlink(missing_ok=True)
     return [f"docker project {project}"] + problems

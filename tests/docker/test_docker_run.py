@@ -62,3 +62,29 @@ def test_quickstart_endpoints_with_faults_on_docker(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["cost_per_call_usd"] > 0
     assert {c.id for c in docker_client.containers.list(all=True)} == before
+
+
+def test_cleanup_removes_what_a_killed_harness_left_on_the_engine(
+        images: dict[str, str], docker_client: docker.DockerClient,
+        scenario_file: Callable[[str], Path], run_dir: Path) -> None:
+    import subprocess
+    import time
+
+    from tests.conftest import HARNESS, ROOT
+
+    text = SCENARIO.split("faults:")[0].replace("duration: 16s", "duration: 120s")
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    proc = subprocess.Popen([HARNESS, "run", str(scenario_file(text)), "--output", str(run_dir)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = run_dir / "requests.parquet.parts"
+    deadline = time.time() + 180
+    while time.time() < deadline and not (parts.is_dir() and any(parts.iterdir())):
+        time.sleep(0.5)
+    proc.kill()  # SIGKILL: compose down never runs
+    proc.wait(timeout=10)
+    assert {c.id for c in docker_client.containers.list(all=True)} != before
+    done = run_cli("cleanup", run_dir)
+    assert done.returncode == 0, done.stderr
+    assert "docker project harness-" in done.stdout
+    assert {c.id for c in docker_client.containers.list(all=True)} == before
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "aborted"
