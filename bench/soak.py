@@ -1,0 +1,106 @@
+"""Soak: a steady open-model load for a long time; the harness's memory must stay flat after
+warm-up (≤ 10 % growth), its file descriptors must not grow, and every request the target
+served must be recorded exactly once.
+
+    .venv/bin/python bench/soak.py [--minutes 30] [--rate 50]
+
+The harness process is sampled every 10 s (RSS, open fds) from outside with psutil; the target
+writes its served count at shutdown (SAMPLE_STATS_FILE). Appends its section to RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = str(Path(sys.executable).with_name("harness"))
+SCENARIO = """
+name: soak
+target:
+  services:
+    api:
+      command: "{{python}} -m targets.sample"
+      env: {{SAMPLE_STATS_FILE: "{{run_dir}}/served.json"}}
+traffic: {{model: open, rate: {rate}, warmup: 60s, duration: {seconds}s}}
+requests:
+  - {{name: cheap, path: /cheap, weight: 5}}
+  - {{name: cpu, path: "/cpu?ms=2", weight: 2}}
+  - {{name: big, path: "/big?kb=64", weight: 1}}
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        scenario = tmp / "soak.yaml"
+        seconds = int(args.minutes * 60)
+        scenario.write_text(SCENARIO.format(rate=args.rate, seconds=seconds))
+        run_dir = tmp / "run"
+        proc = subprocess.Popen([HARNESS, "run", str(scenario), "--output", str(run_dir)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        samples = _sample(psutil.Process(proc.pid), proc)
+        _, err = proc.communicate()
+        records = len(pd.read_parquet(run_dir / "requests.parquet"))
+        served = json.loads((run_dir / "served.json").read_text())["served"]
+        _report(args, samples, records, served, proc.returncode, err.decode()[-500:])
+
+
+def _sample(harness: psutil.Process, proc: subprocess.Popen[bytes]) -> list[tuple[float, int, int]]:
+    samples = []
+    start = time.time()
+    while proc.poll() is None:
+        try:
+            samples.append((time.time() - start, harness.memory_info().rss, harness.num_fds()))
+        except psutil.Error:
+            break
+        time.sleep(10)
+    return samples
+
+
+def _report(args: argparse.Namespace, samples: list[tuple[float, int, int]], records: int,
+            served: int, code: int | None, err: str) -> None:
+    after = [s for s in samples if s[0] >= 90]  # warm-up (60 s) and start-up are done
+    first, last = after[0], after[-1]
+    peak = max(s[1] for s in after)
+    growth = (last[1] - first[1]) / first[1] * 100
+    fds = (first[2], last[2], max(s[2] for s in after))
+    lines = [
+        "<!-- bench:soak -->", "## 7. Soak (harness memory, file descriptors, records)", "",
+        f"*{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs; load "
+        f"average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}.*", "",
+        "```sh", f".venv/bin/python bench/soak.py --minutes {args.minutes:g} --rate {args.rate:g}",
+        "```", "",
+        "| measure | value | goal |", "|---|---|---|",
+        f"| harness RSS after warm-up → end (peak) | {first[1] / 2**20:.0f} → {last[1] / 2**20:.0f}"
+        f" MiB ({peak / 2**20:.0f}) | |",
+        f"| RSS growth after warm-up | {growth:+.1f} % | ≤ 10 % |",
+        f"| open fds after warm-up → end (max) | {fds[0]} → {fds[1]} ({fds[2]}) | no growth |",
+        f"| records / requests served | {records:,} / {served:,} | equal |",
+        f"| exit code | {code} | 0 |", "<!-- /bench:soak -->", ""]
+    text = "\n".join(lines)
+    print(text if code == 0 else text + "\n" + err)
+    results = ROOT / "bench" / "RESULTS.md"
+    old = results.read_text() if results.exists() else "# Benchmark results\n\n"
+    if "<!-- bench:soak -->" in old:
+        head, _, rest = old.partition("<!-- bench:soak -->")
+        old = head + rest.partition("<!-- /bench:soak -->")[2].lstrip("\n")
+    results.write_text(old.rstrip("\n") + "\n\n" + text)
+
+
+if __name__ == "__main__":
+    main()
