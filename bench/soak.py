@@ -81,7 +81,7 @@ def _report(args: argparse.Namespace, samples: list[tuple[float, int, int]], rec
     fds = (first[2], last[2], max(s[2] for s in after))
     lines = [
         "<!-- bench:soak -->", "## 7. Soak (harness memory, file descriptors, records)", "",
-        f"*{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs; load "
+        f"*{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs; load "
         f"average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}.*", "",
         "```sh", f".venv/bin/python bench/soak.py --minutes {args.minutes:g} --rate {args.rate:g}",
         "```", "",
