@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -76,8 +77,11 @@ def main() -> None:
                 print(f"run {i + 1}: {workers} worker(s) {rates[workers][-1]:,.0f} req/s",
                       flush=True)
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
-    print(f"\nmedian of {args.runs}: 1 worker {one:,.0f} req/s, 2 workers {two:,.0f} req/s, "
-          f"ratio {two / one:.2f} (goal >= 1.7)")
+    ratios = [b / a for a, b in zip(rates[1], rates[2], strict=True)]
+    print(f"\nmedian of {args.runs}: 1 worker {one:,.0f} req/s, 2 workers {two:,.0f} req/s; "
+          f"2 ÷ 1 per round (side by side): median {statistics.median(ratios):.2f} "
+          f"(range {min(ratios):.2f}–{max(ratios):.2f}); ratio of medians {two / one:.2f}; "
+          f"goal >= 1.7; load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
