@@ -18,6 +18,7 @@ other than the six above, and unknown keys inside a known ``desc``, are ignored.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,10 +44,18 @@ class Telemetry:
         return sum(self.external.values()) if self.external else None
 
 
+# The header of a request that did nothing but compute (the most common one), read without
+# the general parser: same result, a fifth of the time on the load generator's flush path.
+_CPU_ONLY = re.compile(r"cpu;dur=([0-9]{1,20}(?:\.[0-9]{1,20})?)")
+
+
 def parse_server_timing(header: str | None) -> Telemetry:
     """Parse a ``Server-Timing`` header value into :class:`Telemetry` (never raises)."""
     if not header:
         return Telemetry()
+    cpu_only = _CPU_ONLY.fullmatch(header)
+    if cpu_only is not None:
+        return Telemetry(cpu_ms=float(cpu_only.group(1)))
     acc = _Accumulator()
     if len(header) > MAX_HEADER_CHARS:
         # Keep whole metrics only: a cut one could carry a truncated number.

@@ -2,11 +2,15 @@
 
 CPU seconds are cumulative and include children that already exited and were reaped
 (``children_user``/``children_system``), so short-lived workers are not lost.
+
+Process trees come from one parent -> children map per sample: ``psutil.Process.children``
+scans all of ``/proc`` on every call, which for 10 replicas was 88 % of the meter's CPU.
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable
 
 import psutil
@@ -25,19 +29,21 @@ class ProcessMeter:
 
     def sample(self) -> list[UsageSample]:
         now = time.time()
-        return [self._one(r, now) for r in self._replicas()]
+        replicas = self._replicas()
+        children = _children_map() if replicas else {}
+        return [self._one(r, now, children) for r in replicas]
 
-    def _one(self, rep: Replica, now: float) -> UsageSample:
+    def _one(self, rep: Replica, now: float, children: dict[int, list[int]]) -> UsageSample:
         cpu, rss, rd, wr, alive = 0.0, 0, 0, 0, False
         if rep.pid is not None:
-            cpu, rss, rd, wr, alive = self._tree(rep.pid)
+            cpu, rss, rd, wr, alive = self._tree(rep.pid, children)
         # A dead replica keeps its last cumulative CPU so deltas never go negative.
         cpu = max(cpu, self._last_cpu.get(rep.replica, 0.0))
         self._last_cpu[rep.replica] = cpu
         return UsageSample(now, rep.service, rep.replica, rep.role, cpu, rss, rd, wr, None,
                            None, rep.cpu_limit, rep.mem_limit, alive)
 
-    def _tree(self, pid: int) -> tuple[float, int, int, int, bool]:
+    def _tree(self, pid: int, children: dict[int, list[int]]) -> tuple[float, int, int, int, bool]:
         root = self._procs.get(pid)
         if root is None:
             try:
@@ -47,9 +53,9 @@ class ProcessMeter:
         try:
             if not root.is_running() or root.status() == psutil.STATUS_ZOMBIE:
                 return 0.0, 0, 0, 0, False
-            procs = [root, *root.children(recursive=True)]
         except psutil.Error:
             return 0.0, 0, 0, 0, False
+        procs = [root, *_descendants(pid, children)]
         cpu, rss, rd, wr = 0.0, 0, 0, 0
         for proc in procs:
             try:
@@ -63,3 +69,27 @@ class ProcessMeter:
             except (psutil.Error, AttributeError):
                 continue
         return cpu, rss, rd, wr, True
+
+
+def _descendants(pid: int, children: dict[int, list[int]]) -> list[psutil.Process]:
+    """The processes below ``pid`` in ``children`` (those that still exist)."""
+    found: list[psutil.Process] = []
+    pending = list(children.get(pid, ()))
+    while pending:
+        child = pending.pop()
+        try:
+            found.append(psutil.Process(child))
+        except psutil.Error:
+            continue
+        pending.extend(children.get(child, ()))
+    return found
+
+
+def _children_map() -> dict[int, list[int]]:
+    """Parent pid -> child pids of every process on the machine, from one scan of /proc."""
+    out: dict[int, list[int]] = defaultdict(list)
+    for proc in psutil.process_iter(["ppid"]):
+        ppid = proc.info["ppid"]
+        if ppid is not None:
+            out[ppid].append(proc.pid)
+    return out

@@ -89,35 +89,36 @@ class Recorder:
 
 
 def _columns(rows: list[_Row], variant: str) -> dict[str, list[Any]]:
-    cols: dict[str, list[Any]] = {f.name: [] for f in REQUEST_SCHEMA}
-    for (start, ms, name, method, status, error, b_in, b_out, timing, served, tenant, phase,
-         late) in rows:
-        tel = parse_server_timing(timing)
-        cols["start"].append(start)
-        cols["end"].append(start + ms / 1000.0)
-        cols["latency_ms"].append(ms)
-        cols["endpoint"].append(name)
-        cols["method"].append(method)
-        cols["status"].append(status)
-        cols["error"].append(error)
-        cols["bytes_in"].append(b_in)
-        cols["bytes_out"].append(b_out)
-        cols["replica"].append(served)
-        cols["tenant"].append(tenant)
-        cols["phase"].append(phase)
-        cols["variant"].append(variant)
-        cols["cpu_ms"].append(tel.cpu_ms)
-        cols["db_reads"].append(tel.db_reads)
-        cols["db_writes"].append(tel.db_writes)
-        cols["cache_hits"].append(tel.cache_hits)
-        cols["cache_misses"].append(tel.cache_misses)
-        cols["external_calls"].append(tel.external_calls)
-        cols["external"].append(";".join(f"{k}={v}" for k, v in tel.external.items()) or None)
-        cols["retries"].append(tel.retries)
-        cols["log_bytes"].append(tel.log_bytes)
-        cols["telemetry_malformed"].append(tel.malformed)
-        cols["late_ms"].append(late)
-    return cols
+    """Rows to columns: transposed in one go (``zip``), telemetry parsed once per row."""
+    (start, ms, name, method, status, error, b_in, b_out, timing, served, tenant, phase,
+     late) = (list(column) for column in zip(*rows, strict=True))
+    tel = [parse_server_timing(header) for header in timing]
+    return {
+        "start": start,
+        "end": [s + m / 1000.0 for s, m in zip(start, ms, strict=True)],
+        "latency_ms": ms,
+        "endpoint": name,
+        "method": method,
+        "status": status,
+        "error": error,
+        "bytes_in": b_in,
+        "bytes_out": b_out,
+        "replica": served,
+        "tenant": tenant,
+        "phase": phase,
+        "variant": [variant] * len(rows),
+        "cpu_ms": [t.cpu_ms for t in tel],
+        "db_reads": [t.db_reads for t in tel],
+        "db_writes": [t.db_writes for t in tel],
+        "cache_hits": [t.cache_hits for t in tel],
+        "cache_misses": [t.cache_misses for t in tel],
+        "external_calls": [t.external_calls for t in tel],
+        "external": [";".join(f"{k}={v}" for k, v in t.external.items()) or None for t in tel],
+        "retries": [t.retries for t in tel],
+        "log_bytes": [t.log_bytes for t in tel],
+        "telemetry_malformed": [t.malformed for t in tel],
+        "late_ms": late,
+    }
 
 
 def _join(value: str | list[str] | None) -> str | None:
