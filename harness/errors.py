@@ -6,12 +6,18 @@
     ├── InputError                    exit 2: the user gave something we cannot use
     │   ├── ScenarioInvalid           a scenario file (carries every problem found)
     │   ├── PriceBookError            a price book: unknown, bad unit, negative, missing price
-    │   └── ArtifactError             a run directory: missing, truncated, foreign schema
+    │   ├── ArtifactError             a run directory: missing, truncated, foreign schema
+    │   ├── BudgetError               a gate budget (gate_budgets.py)
+    │   ├── BaselineError             a named baseline (baselines.py)
+    │   ├── InvalidProfile            a profile upload (profiling/proto.py; answered with 400)
+    │   ├── ProfileQueryError         a Pyroscope server's answer (profiling/query.py)
+    │   └── ApiProblem, FramingError  the fault proxy's API / HTTP framing (faults/)
     ├── RunFailed                     exit 3: the run could not be carried out
     │   ├── TargetError               a service would not start, crashed, port in use
     │   ├── FaultError                a fault could not be injected
     │   │   └── RollbackFailed        a fault could not be reverted
-    │   └── MeteringError             resource sampling failed
+    │   ├── MeteringError             resource sampling failed
+    │   └── CandidateFailed           the gate's candidate run did not complete (gate.py)
     ├── GateFailed                    exit 1: a budget failed
     └── Interrupted                   exit 130: SIGINT / SIGTERM
 """
