@@ -74,7 +74,10 @@ def _sample(harness: psutil.Process, proc: subprocess.Popen[bytes]) -> list[tupl
 
 def _report(args: argparse.Namespace, samples: list[tuple[float, int, int]], records: int,
             served: int, code: int | None, err: str) -> None:
-    after = [s for s in samples if s[0] >= 90]  # warm-up (60 s) and start-up are done
+    # From the end of warm-up (60 s) and start-up to the end of the measured load: the last
+    # seconds are the end-of-run analysis (Parquet compaction, pricing, report), not the soak.
+    end = 60 + args.minutes * 60
+    after = [s for s in samples if 90 <= s[0] <= end]
     first, last = after[0], after[-1]
     peak = max(s[1] for s in after)
     growth = (last[1] - first[1]) / first[1] * 100
