@@ -190,7 +190,8 @@ def _run_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                      f"{t['writes_recorded']:.0f} / {t['writes_postgres']:.0f} / "
                      f"{t['rows_postgres']:.0f}",
                      f"{t['api_cpu_s'] / t['truth_cpu_s']:.3f}",
-                     f"{t['unattributed_share'] * 100:.1f}", f"{t['profiles']:.1f}"])  # fmt: skip
+                     f"{t['unattributed_share'] * 100:.1f}",
+                     "n/a" if np.isnan(t["profiles"]) else f"{t['profiles']:.1f}"])  # fmt: skip
     return rows
 
 
@@ -234,6 +235,8 @@ def summarize(results: list[dict[str, Any]], median: pd.DataFrame, runtime: str,
             "weight; PostgreSQL as `kind: postgres` (serverless billing: priced per read/write), "
             "the api under usage billing, price book aws-fargate-us-east-1. Per-endpoint values "
             "are medians over the runs.\n\n" + goals + "\n\n" + per_endpoint + "\n\n" + runs +
-            "\n\n*api metered CPU ÷ designed CPU*: the target process's whole CPU (usage.parquet,"
-            " server threads, GC, health checks) over the CPU the handlers were designed to "
-            "burn; the excess is what the ledger reports as unattributed.")
+            "\n\n*api metered CPU ÷ designed CPU*: the target process's whole CPU (usage.parquet:"
+            " server threads, HTTP parsing, GC, health checks, the profiler) over the CPU the "
+            "handlers were designed to burn. The excess is the api's unattributed compute row; "
+            "*unattributed %* is its share of the whole bill, which egress and DB operations "
+            "dominate here.")

@@ -98,12 +98,34 @@ def replace_section(text: str, name: str, body: str) -> str:
     return f"{base}\n\n{block}\n"
 
 
+SECTION_ORDER = ("summary", "loadgen", "attribution", "attribution-docker", "analysis-scale",
+                 "target-overhead", "metering")
+
+
+def order_sections(text: str) -> str:
+    """``text`` with its fenced sections in :data:`SECTION_ORDER` (others after, as found)."""
+    head, _, rest = text.partition("<!-- bench:")
+    if not rest:
+        return text
+    blocks: list[tuple[str, str]] = []
+    for chunk in ("<!-- bench:" + rest).split("<!-- bench:")[1:]:
+        name = chunk.split(" -->", 1)[0]
+        end = f"<!-- /bench:{name} -->"
+        blocks.append((name, "<!-- bench:" + chunk.split(end, 1)[0] + end))
+
+    def rank(item: tuple[str, str]) -> int:
+        return SECTION_ORDER.index(item[0]) if item[0] in SECTION_ORDER else len(SECTION_ORDER)
+
+    ordered = sorted(blocks, key=rank)  # stable: unknown sections keep their order
+    return head.rstrip() + "\n\n" + "\n\n".join(block for _, block in ordered) + "\n"
+
+
 def write_section(name: str, title: str, body: str) -> None:
     """Replace this script's section of ``RESULTS.md`` (date, machine, command, then body)."""
     section = (f"## {title}\n\n*{machine_line()}.*\n\n```sh\n{command_line()}\n```\n\n"
                f"{body.strip()}\n")
     old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else TITLE
-    RESULTS.write_text(replace_section(old, name, section), encoding="utf-8")
+    RESULTS.write_text(order_sections(replace_section(old, name, section)), encoding="utf-8")
     print(f"\nwrote section {name!r} of {RESULTS}")
 
 

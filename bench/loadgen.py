@@ -26,19 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import tempfile
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pyarrow.parquet as pq
 import recording
 from benchlib import (
@@ -49,13 +45,13 @@ from benchlib import (
     cores,
     median,
     pin,
-    process_cpu_s,
     spread,
     stop_on_sigterm,
     table,
     wait_http,
     write_section,
 )
+from cpuprobe import CpuProbe
 
 from harness.util import free_port
 
@@ -109,6 +105,7 @@ class Outcome:
 
     rps: dict[str, list[float]] = field(default_factory=lambda: {g: [] for g in GENERATORS})
     cpu_us: dict[str, list[float]] = field(default_factory=lambda: {g: [] for g in GENERATORS})
+    target_us: dict[str, list[float]] = field(default_factory=lambda: {g: [] for g in GENERATORS})
     ratios: dict[str, list[float]] = field(default_factory=lambda: {"harness": [], "wrk": []})
     cpu_ratios: list[float] = field(default_factory=list)
     failed_runs: Counter[str] = field(default_factory=Counter)
@@ -117,6 +114,7 @@ class Outcome:
         for name, m in got.items():
             self.rps[name].append(m.rps)
             self.cpu_us[name].append(m.cpu_us)
+            self.target_us[name].append(m.target_us)
             self.failed_runs[name] += 0 if m.ok else 1
         base = got["locust"]
         self.ratios["harness"].append(got["harness"].rps / base.rps)
@@ -128,6 +126,7 @@ class Outcome:
 class Measured:
     rps: float  # completed requests per second over the steady window
     cpu_us: float  # load-generator process CPU per request over that window (NaN for wrk)
+    target_us: float  # the target's processes' CPU per request over that window (NaN for wrk)
     ok: int  # requests without an error (whole run)
 
 
@@ -142,69 +141,30 @@ def steady_window(per_second: Counter[int], skip: int) -> tuple[int, int, int]:
     return first, last, sum(per_second.get(s, 0) for s in range(first, last))
 
 
-class CpuProbe:
-    """Polls a process's CPU time (user + system) in a thread; interpolates it at any time.
-    Moves the process's descendants (the targets a harness run starts) to the target core."""
-
-    def __init__(self, pid: int, every: float = 0.2) -> None:
-        self.pid = pid
-        self.pinned: set[int] = set()
-        self.points: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, args=(every,), daemon=True)
-        self._thread.start()
-
-    def _poll(self, every: float) -> None:
-        while not self._stop.is_set():
-            try:
-                cpu = process_cpu_s(self.pid)
-            except ProcessLookupError:
-                return
-            self.points.append((time.time(), cpu))
-            self._pin_descendants()
-            self._stop.wait(every)
-
-    def _pin_descendants(self) -> None:
-        try:
-            found = psutil.Process(self.pid).children(recursive=True)
-        except psutil.Error:
-            return
-        for proc in found:
-            if proc.pid not in self.pinned:
-                try:
-                    os.sched_setaffinity(proc.pid, TARGET_CPUS)
-                except OSError:
-                    continue
-                self.pinned.add(proc.pid)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def cpu_at(self, when: float) -> float:
-        xs = [t for t, _ in self.points]
-        ys = [c for _, c in self.points]
-        if not xs or when < xs[0] or when > xs[-1]:
-            raise SystemExit("the CPU probe did not cover the measured window")
-        return float(np.interp(when, xs, ys))
-
-
-def measured(probe: CpuProbe, per_second: Counter[int], skip: int, ok: int) -> Measured:
+def measured(generator: CpuProbe | None, target: CpuProbe, per_second: Counter[int], skip: int,
+             ok: int) -> Measured:
     first, end, count = steady_window(per_second, skip)
-    cpu = probe.cpu_at(end) - probe.cpu_at(first)
-    return Measured(count / (end - first), cpu / max(count, 1) * 1e6, ok)
+    per_request = 1e6 / max(count, 1)
+    gen_us = generator.cpu_between(first, end) * per_request if generator else float("nan")
+    return Measured(count / (end - first), gen_us, target.cpu_between(first, end) * per_request,
+                    ok)  # fmt: skip
 
 
-def _run_probed(argv: list[str], what: str) -> CpuProbe:
-    """Run ``argv`` to completion while probing its CPU; SystemExit when it fails."""
+def _run_probed(argv: list[str], what: str, targets_below: bool = False
+                ) -> tuple[CpuProbe, CpuProbe | None]:
+    """Run ``argv`` (on the generator core) to completion while probing its CPU and, with
+    ``targets_below``, its descendants' (moved to the target core); SystemExit on failure."""
     popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=pin(LOAD_CPUS))  # fmt: skip
     probe = CpuProbe(popen.pid)
+    below = CpuProbe(popen.pid, "below", TARGET_CPUS) if targets_below else None
     out, err = popen.communicate()
-    probe.stop()
+    for each in (probe, below):
+        if each is not None:
+            each.stop()
     if popen.returncode not in (0, 1):  # locust exits 1 when some requests failed
         raise SystemExit(f"{what} failed ({popen.returncode}):\n{out[-2000:]}\n{err[-2000:]}")
-    return probe
+    return probe, below
 
 
 def run_harness(target: Target, setup: Setup, tmp: Path, index: int) -> Measured:
@@ -213,27 +173,29 @@ def run_harness(target: Target, setup: Setup, tmp: Path, index: int) -> Measured
                                         users=setup.users, warmup=setup.warmup,
                                         duration=setup.duration), encoding="utf-8")  # fmt: skip
     run_dir = tmp / f"run-{target.name}-{index}"
-    probe = _run_probed([HARNESS, "run", str(scenario), "--output", str(run_dir)], "harness run")
+    probe, below = _run_probed([HARNESS, "run", str(scenario), "--output", str(run_dir)],
+                               "harness run", targets_below=True)  # fmt: skip
+    assert below is not None
     columns = pq.read_table(run_dir / "requests.parquet", columns=["start", "latency_ms", "error"])
     ends = columns["start"].to_numpy() + columns["latency_ms"].to_numpy() / 1000
     ok = columns["error"].null_count  # requests without an error
-    return measured(probe, Counter(ends.astype(np.int64).tolist()), setup.warmup, ok)
+    return measured(probe, below, Counter(ends.astype(np.int64).tolist()), setup.warmup, ok)
 
 
-def run_locust(url: str, setup: Setup, tmp: Path, index: int) -> Measured:
+def run_locust(url: str, target: CpuProbe, setup: Setup, tmp: Path, index: int) -> Measured:
     stem = tmp / f"locust-{index}"
     users, seconds = str(setup.users), f"{setup.warmup + setup.duration}s"
     argv = [LOCUST, "-f", str(BENCH / "locustfile_bare.py"), "--headless", "--only-summary",
             "-u", users, "-r", users, "-t", seconds, "--host", url, "--json-file", str(stem),
             "--loglevel", "WARNING"]  # fmt: skip
-    probe = _run_probed(argv, "locust")
+    probe, _ = _run_probed(argv, "locust")
     entries = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
     per_second: Counter[int] = Counter()
     ok = 0
     for entry in entries:
         per_second.update({int(k): v for k, v in entry["num_reqs_per_sec"].items()})
         ok += entry["num_requests"] - entry["num_failures"]
-    return measured(probe, per_second, setup.warmup, ok)
+    return measured(probe, target, per_second, setup.warmup, ok)
 
 
 def run_wrk(url: str, setup: Setup) -> Measured:
@@ -243,7 +205,7 @@ def run_wrk(url: str, setup: Setup) -> Measured:
     found = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
     if found is None or "Non-2xx" in done.stdout or "Socket errors" in done.stdout:
         raise SystemExit(f"wrk: unexpected output:\n{done.stdout}")
-    return Measured(float(found.group(1)), float("nan"), 1)
+    return Measured(float(found.group(1)), float("nan"), float("nan"), 1)
 
 
 def measure_one(generator: str, target: Target, setup: Setup, tmp: Path, index: int
@@ -260,7 +222,11 @@ def measure_one(generator: str, target: Target, setup: Setup, tmp: Path, index: 
         wait_http(url + "/health", proc)
         if generator == "wrk":
             return run_wrk(url, setup)
-        return run_locust(url, setup, tmp, index)
+        probe = CpuProbe(proc.pid, "tree")
+        try:
+            return run_locust(url, probe, setup, tmp, index)
+        finally:
+            probe.stop()
 
 
 def run_rounds(setup: Setup, rounds: int) -> dict[str, Outcome]:
@@ -275,7 +241,8 @@ def run_rounds(setup: Setup, rounds: int) -> dict[str, Outcome]:
                 outcomes[target.name].add(got)
                 print(f"round {r + 1}/{rounds} {target.name:>6}: " + ", ".join(
                     f"{g} {got[g].rps:7.0f} req/s" for g in GENERATORS) + " | CPU µs/req: " +
-                    ", ".join(f"{g} {got[g].cpu_us:5.0f}" for g in GENERATORS[:2]), flush=True)
+                    ", ".join(f"{g} {got[g].cpu_us:5.0f} (target {got[g].target_us:4.0f})"
+                              for g in GENERATORS[:2]), flush=True)
     return outcomes
 
 
@@ -290,18 +257,21 @@ def summarize(outcomes: dict[str, Outcome], setup: Setup, rounds: int) -> str:
         rows.append([name, f"{median(out.rps['locust']):.0f}", f"**{h:.3f}**",
                      spread(out.ratios["harness"]), f"{w:.2f}",
                      f"{median(out.cpu_us['locust']):.0f} / {median(out.cpu_us['harness']):.0f}",
-                     f"{c:.3f}",
+                     f"{c:.3f}", f"{median(out.target_us['locust']):.0f} / "
+                     f"{median(out.target_us['harness']):.0f}",
                      verdict(h)])  # fmt: skip
     header = ["target", "bare Locust req/s (median, context)", "harness / Locust req/s",
               "range over rounds", "wrk / Locust req/s",
               "generator CPU µs/req: Locust / harness", "harness / Locust CPU per req",
+              "target CPU µs/req: Locust run / harness run",
               f"goal req/s ratio >= {GOAL}"]  # fmt: skip
     failed = {n: dict(o.failed_runs) for n, o in outcomes.items() if sum(o.failed_runs.values())}
     return (f"{setup.users} users/connections, closed model, no think time; each run "
             f"{setup.warmup} s warm-up + {setup.duration} s measured; {rounds} rounds, "
             "generators interleaved (rotating order); ratios are medians of per-round ratios. "
             "Generator CPU is the load-generator process's own CPU time (user + system) over "
-            "the measured window, per request completed in it.\n\n"
+            "the measured window, per request completed in it; target CPU the same for the "
+            "target's processes.\n\n"
             + table(header, rows)
             + (f"\n\nRuns without a single successful request: {failed}" if failed else ""))
 
@@ -317,10 +287,14 @@ def main() -> None:
     args = parser.parse_args()
     rounds = 2 if args.quick else args.rounds
     setup = Setup(args.users, 3 if args.quick else args.warmup, 4 if args.quick else args.duration)
-    throughput = summarize(run_rounds(setup, rounds), setup, rounds)
+    outcomes = run_rounds(setup, rounds)
+    throughput = summarize(outcomes, setup, rounds)
     print("\n" + throughput)
-    rec = recording.report(recording.measure(*((20_000, 2_000, 3) if args.quick
-                                               else (200_000, 2_000, 5))))  # fmt: skip
+    cost = recording.measure(*((20_000, 2_000, 3) if args.quick else (200_000, 2_000, 5)))
+    locust_us = median([x for o in outcomes.values() for x in o.cpu_us["locust"]])
+    added = cost["full_us"] - cost["noop_us"]
+    rec = [*recording.report(cost), f"  = {added / locust_us * 100:.1f} % of bare Locust's own "
+           f"CPU per request in the runs above ({locust_us:.0f} µs, median)"]  # fmt: skip
     print("\n".join(rec))
     write_section("loadgen", "1. Load generation: harness vs bare Locust vs wrk",
                   throughput + "\n\n```\n" + "\n".join(rec) + "\n```")

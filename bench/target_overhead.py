@@ -3,10 +3,10 @@ middleware, and with the middleware plus Pyroscope profiling at 100 Hz, side by 
 
     .venv/bin/python bench/target_overhead.py [--quick] [--rounds 5] [--windows 6]
 
-Each round starts the three variants as fresh processes side by side
-(``bench/sample_variant.py``: bare app, ``WSGIMiddleware``, middleware + Pyroscope agent
-pushing to an embedded ``harness.profiling.ProfileReceiver``, as a run with
-``profiling: {enabled: true}`` does) and offers each the same fixed-rate load at the same time
+Each round starts the variants as fresh processes side by side (``bench/sample_variant.py``:
+bare app, ``WSGIMiddleware``, middleware + Pyroscope agent at 100 Hz pushing to an embedded
+``harness.profiling.ProfileReceiver`` as a run with ``profiling: {enabled: true}`` does, and
+the same at 20 Hz for contrast) and offers each the same fixed-rate load at the same time
 (one Locust per target, ``bench/locustfile_rate.py``). Running them at once, rather than one
 after the other, and pinning all three targets to the same core (the Locusts to another one)
 puts them under the same machine conditions: on this shared machine the CPU a request costs
@@ -60,7 +60,8 @@ from overhead_parts import (
 from harness.profiling import ProfileReceiver
 from harness.util import free_port
 
-VARIANTS = ("bare", "instrumented", "profiled")
+VARIANTS = ("bare", "instrumented", "profiled", "profiled-20hz")
+SAMPLE_RATES = {"profiled": 100, "profiled-20hz": 20}  # Pyroscope agent samples per second
 LOAD_CPUS, TARGET_CPUS = cores()  # all targets share one core, the load generators the other
 GOAL = 1.03
 LOCUST = str(Path(PYTHON).with_name("locust"))
@@ -99,18 +100,20 @@ def _snapshot(targets: dict[str, tuple[Child, str]]) -> dict[str, tuple[float, i
 
 @contextmanager
 def targets_up(receiver: str, tmp: Path, turn: int) -> Iterator[dict[str, tuple[Child, str]]]:
-    """The three variants, fresh processes side by side: variant -> (process, base URL);
-    started in an order rotated by ``turn``."""
+    """The variants, fresh processes side by side: variant -> (process, base URL); started in
+    an order rotated by ``turn``."""
     with ExitStack() as stack:
         out = {}
-        for variant in VARIANTS[turn % 3:] + VARIANTS[: turn % 3]:
+        turn %= len(VARIANTS)
+        for variant in VARIANTS[turn:] + VARIANTS[:turn]:
             port = free_port()
             env = {"PORT": str(port), "HARNESS_REPLICA": f"{variant}-0",
                    "HARNESS_SERVICE": "sample", "HARNESS_PYROSCOPE_URL": ""}  # fmt: skip
-            if variant == "profiled":
-                env |= {"HARNESS_PYROSCOPE_URL": receiver, "HARNESS_PYROSCOPE_SAMPLE_RATE": "100"}
+            if variant in SAMPLE_RATES:
+                env |= {"HARNESS_PYROSCOPE_URL": receiver,
+                        "HARNESS_PYROSCOPE_SAMPLE_RATE": str(SAMPLE_RATES[variant])}
             argv = [PYTHON, str(BENCH / "sample_variant.py"),
-                    "instrumented" if variant == "profiled" else variant]  # fmt: skip
+                    "bare" if variant == "bare" else "instrumented"]  # fmt: skip
             proc = stack.enter_context(child(variant, argv, env, log=tmp / f"{variant}.log",
                                              cpus=TARGET_CPUS))
             out[variant] = (proc, f"http://127.0.0.1:{port}")
@@ -179,14 +182,18 @@ def summarize(results: dict[str, dict[str, list[float]]], rounds: int, windows: 
         mw = _ratios(cpu["instrumented"], cpu["bare"])
         prof = _ratios(cpu["profiled"], cpu["instrumented"])
         both = _ratios(cpu["profiled"], cpu["bare"])
+        slow = _ratios(cpu["profiled-20hz"], cpu["instrumented"])
         rows.append([load, " / ".join(f"{median(cpu[v]):.0f}" for v in VARIANTS),
                      f"**{median(mw):.3f}** ({spread(mw)})", f"**{median(prof):.3f}** "
                      f"({spread(prof)})", f"{median(both):.3f}",
-                     _verdict(median(mw)) + " / " + _verdict(median(prof))])  # fmt: skip
-    header = ["load", "CPU µs/request bare / instrumented / profiled (medians, context)",
-              "middleware: instrumented ÷ bare (range)", "profiling: profiled ÷ instrumented "
-              "(range)", "both: profiled ÷ bare", f"goal <= {GOAL} (middleware / profiling)"]
-    return (f"{rounds} rounds x {windows} windows of {seconds:g} s per load; the three variants "
+                     _verdict(median(mw)) + " / " + _verdict(median(prof)),
+                     f"{median(slow):.3f} ({spread(slow)})"])  # fmt: skip
+    header = ["load", "CPU µs/request bare / instrumented / profiled / profiled at 20 Hz "
+              "(medians, context)", "middleware: instrumented ÷ bare (range)",
+              "profiling at 100 Hz: profiled ÷ instrumented (range)", "both: profiled ÷ bare",
+              f"goal <= {GOAL} (middleware / profiling)",
+              "profiling at 20 Hz ÷ instrumented (range)"]  # fmt: skip
+    return (f"{rounds} rounds x {windows} windows of {seconds:g} s per load; the variants "
             "run side by side under the same load at the same time; ratios per window, "
             "medians over all windows (range in brackets).\n\n" + table(header, rows))
 

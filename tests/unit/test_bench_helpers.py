@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from attribution_checks import _integrate  # noqa: E402
-from benchlib import replace_section, table  # noqa: E402
+from benchlib import order_sections, replace_section, table  # noqa: E402
 from loadgen import steady_window  # noqa: E402
 
 from targets.calibrated.app import BadRequest, CalibratedApp, body_of, burn_until, number  # noqa: E402
@@ -29,6 +29,18 @@ def test_replace_section_appends_then_replaces_only_its_own_block() -> None:
     assert "second A" in text and "first A" not in text
     assert "first B" in text
     assert text.index("bench:a") < text.index("bench:b")  # replaced in place, not moved
+
+
+def test_order_sections_sorts_known_sections_and_keeps_the_rest() -> None:
+    text = "# Results\n"
+    for name in ("metering", "custom", "loadgen"):
+        text = replace_section(text, name, f"body of {name}")
+    ordered = order_sections(text)
+    assert ordered.startswith("# Results\n\n<!-- bench:loadgen -->")
+    assert ordered.index("bench:loadgen") < ordered.index("bench:metering") < ordered.index(
+        "bench:custom")
+    assert order_sections(ordered) == ordered
+    assert all(f"body of {n}" in ordered for n in ("metering", "custom", "loadgen"))
 
 
 def test_table_is_markdown() -> None:

@@ -1,0 +1,75 @@
+"""CPU time of running processes, polled in a thread and interpolated at any instant, so a
+benchmark can cut exactly the window it measured out of a whole run."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Literal
+
+import numpy as np
+import psutil
+from benchlib import process_cpu_s
+
+Members = Literal["self", "below", "tree"]
+
+
+class CpuProbe:
+    """Summed CPU seconds (user + system) of a set of processes, every ``every`` seconds.
+
+    ``members``: ``"self"`` the process ``pid``; ``"below"`` its descendants only (the targets a
+    ``harness run`` starts: each is moved to the CPUs ``pin`` as soon as it is seen); ``"tree"``
+    both. A process that exits keeps its last reading, so the sum never goes down.
+    """
+
+    def __init__(self, pid: int, members: Members = "self", pin: set[int] | None = None,
+                 every: float = 0.2) -> None:  # fmt: skip
+        self.pid = pid
+        self.members = members
+        self.pin = pin
+        self.last: dict[int, float] = {}
+        self.points: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _pids(self) -> list[int] | None:
+        """The members now; None once the root process is gone."""
+        if self.members == "self":
+            return [self.pid] if psutil.pid_exists(self.pid) else None
+        try:
+            below = [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
+        except psutil.Error:
+            return None
+        return below + ([self.pid] if self.members == "tree" else [])
+
+    def _poll(self, every: float) -> None:
+        while not self._stop.is_set():
+            pids = self._pids()
+            if pids is None:
+                return
+            for pid in pids:
+                if pid not in self.last and self.pin is not None:
+                    try:
+                        os.sched_setaffinity(pid, self.pin)
+                    except OSError:
+                        pass  # gone already
+                try:
+                    self.last[pid] = process_cpu_s(pid)
+                except ProcessLookupError:
+                    continue
+            self.points.append((time.time(), sum(self.last.values())))
+            self._stop.wait(every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds used between two Unix times inside the polled span."""
+        xs = [t for t, _ in self.points]
+        ys = [c for _, c in self.points]
+        if not xs or start < xs[0] or end > xs[-1]:
+            raise SystemExit("the CPU probe did not cover the measured window")
+        return float(np.interp(end, xs, ys) - np.interp(start, xs, ys))
