@@ -15,12 +15,29 @@ from benchlib import process_cpu_s
 Members = Literal["self", "below", "tree"]
 
 
+def pin_all_threads(pid: int, cpus: set[int]) -> None:
+    """Move every thread of ``pid`` to ``cpus``: ``sched_setaffinity`` moves one thread only,
+    so a process pinned after it started its threads (waitress's workers) keeps them where
+    they were."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return  # gone already
+    for tid in tids:
+        try:
+            if os.sched_getaffinity(tid) != cpus:
+                os.sched_setaffinity(tid, cpus)
+        except OSError:
+            continue  # the thread ended meanwhile
+
+
 class CpuProbe:
     """Summed CPU seconds (user + system) of a set of processes, every ``every`` seconds.
 
     ``members``: ``"self"`` the process ``pid``; ``"below"`` its descendants only (the targets a
-    ``harness run`` starts: each is moved to the CPUs ``pin`` as soon as it is seen); ``"tree"``
-    both. A process that exits keeps its last reading, so the sum never goes down.
+    ``harness run`` starts: with ``pin``, every thread of each is moved to those CPUs at every
+    poll); ``"tree"`` both. A process that exits keeps its last reading, so the sum never goes
+    down.
     """
 
     def __init__(self, pid: int, members: Members = "self", pin: set[int] | None = None,
@@ -50,11 +67,8 @@ class CpuProbe:
             if pids is None:
                 return
             for pid in pids:
-                if pid not in self.last and self.pin is not None:
-                    try:
-                        os.sched_setaffinity(pid, self.pin)
-                    except OSError:
-                        pass  # gone already
+                if self.pin is not None:
+                    pin_all_threads(pid, self.pin)
                 try:
                     self.last[pid] = process_cpu_s(pid)
                 except ProcessLookupError:

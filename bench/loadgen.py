@@ -15,11 +15,11 @@ Harness and Locust throughput are computed the same way, from completed requests
 second (Locust's ``num_reqs_per_sec``, the harness's ``requests.parquet``), dropping the warm-up
 seconds and the last, partial second. The ratios harness/Locust and wrk/Locust are taken per
 round (adjacent runs) and their median is the claim. Goal: harness >= 0.95 x bare Locust.
-Generators always run on the first core and targets on the last (the harness's target is moved
-there as soon as it starts), so every run sees the same placement. Next to throughput, the
-generator's own CPU per request over the same window (Linux's per-process CPU clock) shows
-where a gap comes from. Then ``bench/recording.py`` measures the recording path in µs per
-request.
+Generators always run on the first core and targets on the last (the harness's target, all
+its threads, is moved there as soon as it starts), so every run sees the same placement.
+Next to throughput, the generator's and the target's own CPU per request over the same window
+(Linux's per-process CPU clock) show where a gap comes from. Then ``bench/recording.py``
+measures the recording path in µs per request.
 """
 
 from __future__ import annotations
@@ -158,10 +158,16 @@ def _run_probed(argv: list[str], what: str, targets_below: bool = False
                              preexec_fn=pin(LOAD_CPUS))  # fmt: skip
     probe = CpuProbe(popen.pid)
     below = CpuProbe(popen.pid, "below", TARGET_CPUS) if targets_below else None
-    out, err = popen.communicate()
-    for each in (probe, below):
-        if each is not None:
-            each.stop()
+    try:
+        out, err = popen.communicate()
+    except BaseException:
+        popen.terminate()  # the harness tears its stack down on SIGTERM
+        popen.wait()
+        raise
+    finally:
+        for each in (probe, below):
+            if each is not None:
+                each.stop()
     if popen.returncode not in (0, 1):  # locust exits 1 when some requests failed
         raise SystemExit(f"{what} failed ({popen.returncode}):\n{out[-2000:]}\n{err[-2000:]}")
     return probe, below
