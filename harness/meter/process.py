@@ -1,22 +1,35 @@
-"""Meters the local runtime: each replica's whole process tree through psutil.
+"""Meters the local runtime: each replica's whole process tree, read straight from ``/proc``.
 
 CPU seconds are cumulative and include children that already exited and were reaped
-(``children_user``/``children_system``), so short-lived workers are not lost.
+(``cutime``/``cstime``), so short-lived workers are not lost.
 
-Process trees come from one parent -> children map per sample: ``psutil.Process.children``
-scans all of ``/proc`` on every call, which for 10 replicas was 88 % of the meter's CPU.
+Why not psutil: one sample of 10 replicas cost 14 ms of CPU through psutil (a ``Process``
+object, a ``oneshot`` context and three file reads per process, plus one scan of all of
+``/proc`` for the parent → children map) — 1.4 % of a core at 1 Hz, over the 1 % budget.
+Reading ``/proc/<pid>/stat`` and ``/proc/<pid>/io`` and walking the tree through
+``/proc/<pid>/task/<tid>/children`` does the same work with a few small reads per process.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections import defaultdict
 from collections.abc import Callable
-
-import psutil
+from dataclasses import dataclass
 
 from harness.meter.base import UsageSample
 from harness.stack.base import Replica
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True, slots=True)
+class _Stat:
+    cpu_s: float  # user + system, own and reaped children's
+    rss: int
+    started: int  # start time in clock ticks since boot: tells a reused pid apart
+    zombie: bool
 
 
 class ProcessMeter:
@@ -24,72 +37,85 @@ class ProcessMeter:
 
     def __init__(self, replicas: Callable[[], list[Replica]]) -> None:
         self._replicas = replicas
-        self._procs: dict[int, psutil.Process] = {}
+        self._started: dict[int, int] = {}
         self._last_cpu: dict[str, float] = {}
 
     def sample(self) -> list[UsageSample]:
         now = time.time()
-        replicas = self._replicas()
-        children = _children_map() if replicas else {}
-        return [self._one(r, now, children) for r in replicas]
+        return [self._one(r, now) for r in self._replicas()]
 
-    def _one(self, rep: Replica, now: float, children: dict[int, list[int]]) -> UsageSample:
+    def _one(self, rep: Replica, now: float) -> UsageSample:
         cpu, rss, rd, wr, alive = 0.0, 0, 0, 0, False
         if rep.pid is not None:
-            cpu, rss, rd, wr, alive = self._tree(rep.pid, children)
+            cpu, rss, rd, wr, alive = self._tree(rep.pid)
         # A dead replica keeps its last cumulative CPU so deltas never go negative.
         cpu = max(cpu, self._last_cpu.get(rep.replica, 0.0))
         self._last_cpu[rep.replica] = cpu
         return UsageSample(now, rep.service, rep.replica, rep.role, cpu, rss, rd, wr, None,
                            None, rep.cpu_limit, rep.mem_limit, alive)
 
-    def _tree(self, pid: int, children: dict[int, list[int]]) -> tuple[float, int, int, int, bool]:
-        root = self._procs.get(pid)
-        if root is None:
-            try:
-                root = self._procs[pid] = psutil.Process(pid)
-            except psutil.Error:
-                return 0.0, 0, 0, 0, False
-        try:
-            if not root.is_running() or root.status() == psutil.STATUS_ZOMBIE:
-                return 0.0, 0, 0, 0, False
-        except psutil.Error:
+    def _tree(self, pid: int) -> tuple[float, int, int, int, bool]:
+        root = read_stat(pid)
+        if root is None or root.zombie:
             return 0.0, 0, 0, 0, False
-        procs = [root, *_descendants(pid, children)]
-        cpu, rss, rd, wr = 0.0, 0, 0, 0
-        for proc in procs:
-            try:
-                with proc.oneshot():
-                    t = proc.cpu_times()
-                    cpu += t.user + t.system + t.children_user + t.children_system
-                    rss += proc.memory_info().rss
-                    io = proc.io_counters()
-                    rd += io.read_bytes
-                    wr += io.write_bytes
-            except (psutil.Error, AttributeError):
+        if self._started.setdefault(pid, root.started) != root.started:
+            return 0.0, 0, 0, 0, False  # the replica died and its pid was reused
+        cpu, rss, rd, wr = root.cpu_s, root.rss, *read_io(pid)
+        for child in descendants(pid):
+            stat = read_stat(child)
+            if stat is None:
                 continue
+            child_rd, child_wr = read_io(child)
+            cpu, rss, rd, wr = cpu + stat.cpu_s, rss + stat.rss, rd + child_rd, wr + child_wr
         return cpu, rss, rd, wr, True
 
 
-def _descendants(pid: int, children: dict[int, list[int]]) -> list[psutil.Process]:
-    """The processes below ``pid`` in ``children`` (those that still exist)."""
-    found: list[psutil.Process] = []
-    pending = list(children.get(pid, ()))
+def read_stat(pid: int) -> _Stat | None:
+    """``/proc/<pid>/stat``, or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = data[data.rindex(b")") + 2:].split()
+    ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    return _Stat(ticks / _TICKS, int(fields[21]) * _PAGE, int(fields[19]),
+                 fields[0] in (b"Z", b"X"))
+
+
+def read_io(pid: int) -> tuple[int, int]:
+    """Bytes read and written through the block layer (``/proc/<pid>/io``); 0, 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as f:
+            lines = f.read().split(b"\n")
+    except OSError:
+        return 0, 0
+    values = dict(line.split(b": ") for line in lines if b": " in line)
+    return int(values.get(b"read_bytes", 0)), int(values.get(b"write_bytes", 0))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid``, from the kernel's per-thread children lists."""
+    found: list[int] = []
+    pending = _children(pid)
     while pending:
         child = pending.pop()
-        try:
-            found.append(psutil.Process(child))
-        except psutil.Error:
-            continue
-        pending.extend(children.get(child, ()))
+        found.append(child)
+        pending.extend(_children(child))
     return found
 
 
-def _children_map() -> dict[int, list[int]]:
-    """Parent pid -> child pids of every process on the machine, from one scan of /proc."""
-    out: dict[int, list[int]] = defaultdict(list)
-    for proc in psutil.process_iter(["ppid"]):
-        ppid = proc.info["ppid"]
-        if ppid is not None:
-            out[ppid].append(proc.pid)
+def _children(pid: int) -> list[int]:
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    out: list[int] = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(int(x) for x in f.read().split())
+        except OSError:
+            continue
     return out
