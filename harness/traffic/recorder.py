@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from geventhttpclient.header import Headers
+
 from harness.artifacts import REQUEST_SCHEMA
 from harness.parts import PartWriter
 from harness.telemetry import parse_server_timing
@@ -51,17 +53,21 @@ class Recorder:
         """Locust ``events.request`` listener: O(1), no parsing."""
         headers = getattr(response, "headers", None)
         timing = served_by = length = None
-        if headers is not None:
-            timing = headers.get("server-timing")
-            served_by = headers.get("x-served-by")
-            length = headers.get("content-length")
-        bytes_out = _to_int(length, response_length)
-        error = None if exception is None else _error_text(exception)
+        if type(headers) is Headers:  # FastHttpUser's: read without case folding or KeyError
+            timing = _fast_header(headers, "server-timing")
+            served_by = _fast_header(headers, "x-served-by")
+            length = _fast_header(headers, "content-length")
+        elif headers is not None:  # HttpUser (requests) in a user's locustfile
+            timing = _join(headers.get("server-timing"))
+            served_by = _join(headers.get("x-served-by"))
+            length = _join(headers.get("content-length"))
         self._rows.append((
             start_time, response_time, name, request_type,
-            getattr(response, "status_code", 0) or 0, error,
-            context.get("bytes_in", 0), bytes_out, _join(timing), _join(served_by),
-            context.get("tenant"), self.clock.current, context.get("late_ms"),
+            getattr(response, "status_code", 0) or 0,
+            None if exception is None else _error_text(exception),
+            context.get("bytes_in", 0),
+            int(length) if length is not None and length.isdigit() else int(response_length or 0),
+            timing, served_by, context.get("tenant"), self.clock.current, context.get("late_ms"),
         ))
 
     def flush(self) -> None:
@@ -74,10 +80,8 @@ class Recorder:
         else:
             self.writer.write(_columns(rows, self.variant))
         self.total += len(rows)
-        for row in rows:
-            if row[5] is not None:
-                self.errors += 1
-            self.recent.append((row[0] + row[1] / 1000.0, row[1]))
+        self.errors += sum(row[5] is not None for row in rows)
+        self.recent.extend((row[0] + row[1] / 1000.0, row[1]) for row in rows)
 
     def add_rows(self, rows: list[list[Any]]) -> None:
         """Rows shipped by a remote worker (msgpack turned the tuples into lists)."""
@@ -89,36 +93,38 @@ class Recorder:
 
 
 def _columns(rows: list[_Row], variant: str) -> dict[str, list[Any]]:
-    """Rows to columns: transposed in one go (``zip``), telemetry parsed once per row."""
+    """Rows to columns: transposed in one go (``zip``), each distinct header parsed once."""
     (start, ms, name, method, status, error, b_in, b_out, timing, served, tenant, phase,
      late) = (list(column) for column in zip(*rows, strict=True))
-    tel = [parse_server_timing(header) for header in timing]
+    parsed: dict[str | None, _TelemetryRow] = {None: _NO_TELEMETRY}
+    for header in timing:
+        if header not in parsed:
+            parsed[header] = _telemetry_row(header)
+    (cpu, reads, writes, hits, misses, calls, external, retries, logs,
+     malformed) = (list(column) for column in zip(*map(parsed.__getitem__, timing), strict=True))
     return {
-        "start": start,
-        "end": [s + m / 1000.0 for s, m in zip(start, ms, strict=True)],
-        "latency_ms": ms,
-        "endpoint": name,
-        "method": method,
-        "status": status,
-        "error": error,
-        "bytes_in": b_in,
-        "bytes_out": b_out,
-        "replica": served,
-        "tenant": tenant,
-        "phase": phase,
-        "variant": [variant] * len(rows),
-        "cpu_ms": [t.cpu_ms for t in tel],
-        "db_reads": [t.db_reads for t in tel],
-        "db_writes": [t.db_writes for t in tel],
-        "cache_hits": [t.cache_hits for t in tel],
-        "cache_misses": [t.cache_misses for t in tel],
-        "external_calls": [t.external_calls for t in tel],
-        "external": [";".join(f"{k}={v}" for k, v in t.external.items()) or None for t in tel],
-        "retries": [t.retries for t in tel],
-        "log_bytes": [t.log_bytes for t in tel],
-        "telemetry_malformed": [t.malformed for t in tel],
-        "late_ms": late,
-    }
+        "start": start, "end": [s + m / 1000.0 for s, m in zip(start, ms, strict=True)],
+        "latency_ms": ms, "endpoint": name, "method": method, "status": status, "error": error,
+        "bytes_in": b_in, "bytes_out": b_out, "replica": served, "tenant": tenant,
+        "phase": phase, "variant": [variant] * len(rows), "cpu_ms": cpu, "db_reads": reads,
+        "db_writes": writes, "cache_hits": hits, "cache_misses": misses,
+        "external_calls": calls, "external": external, "retries": retries, "log_bytes": logs,
+        "telemetry_malformed": malformed, "late_ms": late,
+    }  # fmt: skip
+
+
+# cpu_ms, db_reads, db_writes, cache_hits, cache_misses, external_calls, external, retries,
+# log_bytes, telemetry_malformed: the telemetry columns of one record.
+_TelemetryRow = tuple[float | None, int | None, int | None, int | None, int | None, int | None,
+                      str | None, int | None, int | None, bool]
+_NO_TELEMETRY: _TelemetryRow = (None, None, None, None, None, None, None, None, None, False)
+
+
+def _telemetry_row(header: str) -> _TelemetryRow:
+    t = parse_server_timing(header)
+    external = ";".join(f"{k}={v}" for k, v in t.external.items()) or None
+    return (t.cpu_ms, t.db_reads, t.db_writes, t.cache_hits, t.cache_misses, t.external_calls,
+            external, t.retries, t.log_bytes, t.malformed)
 
 
 def _join(value: str | list[str] | None) -> str | None:
@@ -127,10 +133,18 @@ def _join(value: str | list[str] | None) -> str | None:
     return value
 
 
-def _to_int(value: str | list[str] | None, default: int) -> int:
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return int(default or 0)
+_dict_get = dict.get
+
+
+def _fast_header(headers: Headers, lower_name: str) -> str | None:
+    """One header of a geventhttpclient ``Headers`` (a dict keyed by lower-cased names whose
+    values are ``(name, value)`` or, for a repeated header, a list of them); repeats joined."""
+    entry = _dict_get(headers, lower_name)
+    if entry is None:
+        return None
+    if isinstance(entry, tuple):
+        return str(entry[1])
+    return ", ".join(str(value) for _, value in entry)
 
 
 def _error_text(exc: BaseException) -> str:

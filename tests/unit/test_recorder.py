@@ -1,0 +1,63 @@
+"""The recorder's event hook and batch columns: FastHttpUser headers read without case folding,
+repeated headers joined, other response types through ``get``, each record's telemetry parsed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pyarrow.parquet as pq
+from geventhttpclient.header import Headers
+
+from harness.traffic.recorder import PhaseClock, Recorder
+
+
+def _event(response: Any, **extra: Any) -> dict[str, Any]:
+    return {"request_type": "GET", "name": "ep", "response_time": 12.5, "response_length": 7,
+            "response": response, "context": {"bytes_in": 3, "tenant": "t1"},
+            "exception": None, "start_time": 1000.0} | extra
+
+
+def test_headers_of_both_response_kinds_give_the_same_record(tmp_path: Path) -> None:
+    fast = Headers()
+    fast["Server-Timing"] = "cpu;dur=2.5"
+    fast.add("server-timing", 'db;desc="r=3 w=1"')  # repeated: joined like one header
+    fast["X-Served-By"] = "api-2"
+    fast["Content-Length"] = "123"
+    plain = {"server-timing": 'cpu;dur=2.5, db;desc="r=3 w=1"', "x-served-by": "api-2",
+             "content-length": "123"}
+    clock = PhaseClock()
+    clock.current = "baseline"
+    rec = Recorder(tmp_path / "requests.parquet", clock, "v1")
+    rec.on_request(**_event(SimpleNamespace(headers=fast, status_code=200)))
+    rec.on_request(**_event(SimpleNamespace(headers=plain, status_code=200)))
+    rec.on_request(**_event(None, exception=ConnectionError("refused")))
+    assert rec.close() == 3
+    rows = pq.read_table(tmp_path / "requests.parquet").to_pylist()
+    assert rows[0] == rows[1]
+    assert (rows[0]["cpu_ms"], rows[0]["db_reads"], rows[0]["db_writes"]) == (2.5, 3, 1)
+    first = rows[0]
+    assert (first["replica"], first["bytes_out"], first["phase"]) == ("api-2", 123, "baseline")
+    assert (rows[0]["end"], rows[0]["tenant"], rows[0]["variant"]) == (1000.0125, "t1", "v1")
+    failed = rows[2]
+    assert (failed["status"], failed["error"], failed["bytes_out"]) == (0, "refused", 7)
+    assert failed["cpu_ms"] is None and failed["telemetry_malformed"] is False
+    assert rec.errors == 1
+
+
+def test_malformed_and_missing_telemetry_in_one_batch(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path / "requests.parquet", PhaseClock(), "v")
+    headers_seen = ["cpu;dur=1", None, 'cache;desc="hit=2 miss=x', "cpu;dur=1", 'ext;desc="pay=2"']
+    for timing in headers_seen:
+        headers = Headers()
+        if timing is not None:
+            headers["Server-Timing"] = timing
+        rec.on_request(**_event(SimpleNamespace(headers=headers, status_code=200)))
+    rec.close()
+    table = pq.read_table(tmp_path / "requests.parquet").to_pydict()
+    assert table["cpu_ms"] == [1.0, None, None, 1.0, None]
+    assert table["telemetry_malformed"] == [False, False, True, False, False]
+    assert table["external"] == [None, None, None, None, "pay=2"]
+    assert table["external_calls"] == [None, None, None, None, 2]
+    assert table["bytes_out"] == [7] * 5
