@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -41,10 +42,12 @@ class CpuProbe:
     """
 
     def __init__(self, pid: int, members: Members = "self", pin: set[int] | None = None,
-                 every: float = 0.2) -> None:  # fmt: skip
+                 every: float = 0.2,
+                 keep: Callable[[str], bool] | None = None) -> None:  # fmt: skip
         self.pid = pid
         self.members = members
         self.pin = pin
+        self.keep = keep  # by process name: only the members it keeps are summed
         self.last: dict[int, float] = {}
         self.points: list[tuple[float, float]] = []
         self._stop = threading.Event()
@@ -56,10 +59,18 @@ class CpuProbe:
         if self.members == "self":
             return [self.pid] if psutil.pid_exists(self.pid) else None
         try:
-            below = [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
+            below = psutil.Process(self.pid).children(recursive=True)
+            if self.members == "tree":
+                below.append(psutil.Process(self.pid))
         except psutil.Error:
             return None
-        return below + ([self.pid] if self.members == "tree" else [])
+        return [p.pid for p in below if self.keep is None or self._kept(p)]
+
+    def _kept(self, proc: psutil.Process) -> bool:
+        try:
+            return self.keep is not None and self.keep(proc.name())
+        except psutil.Error:
+            return False
 
     def _poll(self, every: float) -> None:
         while not self._stop.is_set():
