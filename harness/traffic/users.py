@@ -12,6 +12,7 @@ import bisect
 import itertools
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,26 +93,19 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
     traffic = scenario.traffic
 
     lifetime = traffic.connection_lifetime
+    # Requests without params or tenant are the same every time: built once, not per call.
+    fixed = {id(spec): _parts(spec, rng) for spec in scenario.requests
+             if not spec.params and spec.tenant is None}
 
     def call(user: FastHttpUser, late_ms: float | None) -> None:
         spec = pick()
-        req = spec.render(rng)
-        headers = dict(req.headers)
-        headers["X-Harness-Endpoint"] = spec.name  # lets profiles be tagged by endpoint name
-        if lifetime > 0:
-            now = time.monotonic()
-            opened = getattr(user, "_harness_opened", None)
-            if opened is None:
-                setattr(user, "_harness_opened", now)  # noqa: B010 - per-user connection age
-            elif now - opened >= lifetime:
-                headers["Connection"] = "close"  # the next request opens a new connection
-                setattr(user, "_harness_opened", None)  # noqa: B010
-        if req.content_type:
-            headers["Content-Type"] = req.content_type
-        if req.tenant:
-            headers["X-Tenant"] = req.tenant
-        ctx = {"tenant": req.tenant, "bytes_in": len(req.body_bytes or b""), "late_ms": late_ms}
-        user.client.request(req.method, req.path, name=spec.name, data=req.body_bytes,
+        parts = fixed.get(id(spec)) or _parts(spec, rng)
+        headers = parts.headers
+        if lifetime > 0 and _connection_expired(user, lifetime):
+            headers = {**headers, "Connection": "close"}  # the next request opens a new one
+        ctx = {"tenant": parts.tenant, "bytes_in": parts.bytes_in, "late_ms": late_ms}
+        user.client.request(parts.method, parts.path, name=spec.name,
+                            data=parts.body,  # type: ignore[arg-type] # bytes work; stub says str
                             headers=headers, context=ctx)
 
     attrs: dict[str, Any] = {"host": host, "network_timeout": traffic.timeout,
@@ -137,6 +131,44 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
     attrs["wait_time"] = constant(0)
     attrs["call"] = task(open_call)
     return [type("OpenModelUser", (FastHttpUser,), attrs)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What one call sends; Locust copies ``headers`` before adding its own, so one dict may
+    serve every call of a fixed request."""
+
+    method: str
+    path: str
+    body: bytes | None
+    headers: dict[str, str]
+    tenant: str | None
+    bytes_in: int
+
+
+def _parts(spec: RequestSpec, rng: random.Random) -> _Parts:
+    req = spec.render(rng)
+    headers = dict(req.headers)
+    headers["X-Harness-Endpoint"] = spec.name  # lets profiles be tagged by endpoint name
+    if req.content_type:
+        headers["Content-Type"] = req.content_type
+    if req.tenant:
+        headers["X-Tenant"] = req.tenant
+    return _Parts(req.method, req.path, req.body_bytes, headers, req.tenant,
+                  len(req.body_bytes or b""))
+
+
+def _connection_expired(user: FastHttpUser, lifetime: float) -> bool:
+    """True once per ``lifetime`` seconds of a user's connection (it is then closed)."""
+    now = time.monotonic()
+    opened = getattr(user, "_harness_opened", None)
+    if opened is None:
+        setattr(user, "_harness_opened", now)  # noqa: B010 - per-user connection age
+        return False
+    if now - opened < lifetime:
+        return False
+    setattr(user, "_harness_opened", None)  # noqa: B010
+    return True
 
 
 def _from_locustfile(path: Path, host: str) -> list[type[User]]:

@@ -1,0 +1,66 @@
+"""What the scenario's users send: fixed requests built once, templated ones per call, the
+endpoint header on every call, and a connection closed once per ``connection_lifetime``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.scenario import parse_scenario
+from harness.traffic import users
+
+SCENARIO = """
+name: calls
+target: {services: {api: {command: "true"}}}
+traffic: {model: closed, users: 1, duration: 10s, connection_lifetime: 5s}
+requests:
+  - {name: fixed, path: /cheap, weight: 1}
+  - name: templated
+    method: POST
+    path: "/items/{id}"
+    params: {id: {choice: [1, 2]}}
+    body: {"id": "{id}"}
+    weight: 1
+"""
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def request(self, method: str, path: str, **kw: Any) -> None:
+        self.calls.append({"method": method, "path": path, **kw})
+
+
+class _User:
+    def __init__(self) -> None:
+        self.client = _Client()
+
+
+def test_fixed_and_templated_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario = parse_scenario(SCENARIO, Path("calls.yaml"))
+    [cls] = users.build_users(scenario, "http://127.0.0.1:1", None, seed=3)
+    clock = [100.0]
+    monkeypatch.setattr(users.time, "monotonic", lambda: clock[0])
+    user = _User()
+    for _ in range(40):
+        cls.tasks[0](user)
+        clock[0] += 0.5
+    calls = user.client.calls
+    fixed = [c for c in calls if c["name"] == "fixed"]
+    templated = [c for c in calls if c["name"] == "templated"]
+    assert fixed and templated
+    assert {c["path"] for c in fixed} == {"/cheap"} and fixed[0]["data"] is None
+    assert {c["path"] for c in templated} == {"/items/1", "/items/2"}
+    for call in templated:
+        assert call["data"] == f'{{"id":{call["path"][-1]}}}'.encode()
+        assert call["headers"]["Content-Type"] == "application/json"
+        assert call["context"]["bytes_in"] == len(call["data"])
+    assert all(c["headers"]["X-Harness-Endpoint"] == c["name"] for c in calls)
+    # 40 calls 0.5 s apart: the connection is closed on the call after each 5 s of age.
+    closed = [i for i, c in enumerate(calls) if c["headers"].get("Connection") == "close"]
+    assert closed == [10, 21, 32]
+    # The fixed request's one headers dict is never changed by a closing call.
+    assert all("Connection" not in c["headers"] for i, c in enumerate(calls) if i not in closed)
