@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,20 @@ def _sample(harness: psutil.Process, proc: subprocess.Popen[bytes]) -> list[tupl
     return samples
 
 
+def _trend(samples: list[tuple[float, int, int]]) -> list[tuple[str, float, float]]:
+    """Median RSS (MiB) and open fds in each fifth of the sampled load."""
+    start, end = samples[0][0], samples[-1][0]
+    width = (end - start) / 5 or 1.0
+    out = []
+    for i in range(5):
+        part = [s for s in samples if start + i * width <= s[0] <= start + (i + 1) * width]
+        if part:
+            label = f"{(part[0][0] - start) / 60:.1f}–{(part[-1][0] - start) / 60:.1f} min"
+            out.append((label, statistics.median(s[1] for s in part) / 2**20,
+                         statistics.median(s[2] for s in part)))
+    return out
+
+
 def _report(args: argparse.Namespace, samples: list[tuple[float, int, int]], records: int,
             served: int, code: int | None, err: str) -> None:
     # From the end of warm-up (60 s) and start-up to the end of the measured load: the last
@@ -82,6 +97,7 @@ def _report(args: argparse.Namespace, samples: list[tuple[float, int, int]], rec
     peak = max(s[1] for s in after)
     growth = (last[1] - first[1]) / first[1] * 100
     fds = (first[2], last[2], max(s[2] for s in after))
+    trend = _trend(after)
     lines = [
         "<!-- bench:soak -->", "## 7. Soak (harness memory, file descriptors, records)", "",
         f"*{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs; load "
@@ -94,7 +110,13 @@ def _report(args: argparse.Namespace, samples: list[tuple[float, int, int]], rec
         f"| RSS growth after warm-up | {growth:+.1f} % | ≤ 10 % |",
         f"| open fds after warm-up → end (max) | {fds[0]} → {fds[1]} ({fds[2]}) | no growth |",
         f"| records / requests served | {records:,} / {served:,} | equal |",
-        f"| exit code | {code} | 0 |", "<!-- /bench:soak -->", ""]
+        f"| exit code | {code} | 0 |", "",
+        "Over time (medians of the 10-s samples in each fifth of the load; open fds include "
+        "the pool's keep-alive connections (one per user that has called, up to "
+        "`max_in_flight`), renewed every 5 s, so single samples move):", "",
+        "| part of the load | RSS MiB | open fds |", "|---|---|---|",
+        *[f"| {label} | {rss:.1f} | {fd:.0f} |" for label, rss, fd in trend],
+        "<!-- /bench:soak -->", ""]
     text = "\n".join(lines)
     print(text if code == 0 else text + "\n" + err)
     results = ROOT / "bench" / "RESULTS.md"
