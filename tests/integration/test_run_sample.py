@@ -51,3 +51,31 @@ def test_designed_cpu_ratio_and_exact_records(scenario_file: Callable[[str], Pat
     asked, achieved = summary["asked_rps"], summary["achieved_rps"]
     assert abs(achieved - asked) / asked < 0.05, (asked, achieved)
     assert not leftover_processes(run_dir)
+
+
+HUGE = """
+name: huge-responses
+target:
+  services:
+    api:
+      command: "{python} -m targets.sample"
+traffic: {model: closed, users: 3, warmup: 0s, duration: 4s}
+requests:
+  - {name: huge, path: "/big?kb=65536", weight: 1}
+  - {name: cheap, path: /cheap, weight: 1}
+"""
+
+
+def test_huge_responses_are_counted_exactly(scenario_file: Callable[[str], Path],
+                                            run_dir: Path) -> None:
+    """64 MiB bodies: each is recorded with its exact size, the run completes and prices."""
+    done = run_cli("run", scenario_file(HUGE), "--output", run_dir)
+    assert done.returncode == 0, done.stderr
+    records = pd.read_parquet(run_dir / "requests.parquet")
+    huge = records[records["endpoint"] == "huge"]
+    assert len(huge) >= 3 and huge["error"].isna().all()
+    assert (huge["bytes_out"] == 64 * 2**20).all()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    per = {e["name"]: e for e in summary["endpoints"]}
+    assert per["huge"]["cost_per_call_usd"] > per["cheap"]["cost_per_call_usd"]
+    assert not leftover_processes(run_dir)
