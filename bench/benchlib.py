@@ -99,7 +99,7 @@ def replace_section(text: str, name: str, body: str) -> str:
 
 
 SECTION_ORDER = ("summary", "loadgen", "attribution", "attribution-docker", "analysis-scale",
-                 "target-overhead", "metering", "soak", "workers", "interrupts")
+                 "target-overhead", "overhead-parts", "metering", "soak", "workers", "interrupts")
 
 
 def order_sections(text: str) -> str:

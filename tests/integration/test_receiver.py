@@ -1,7 +1,9 @@
 """The embedded receiver with the real ``pyroscope-io`` agent and with hostile payloads.
 
-The agent runs in a child process (one agent per process; it must not live in pytest's). The
-target burns known thread CPU under two endpoint tags in two threads and reports the truth.
+The agent runs in a child process (one agent per process; it must not live in pytest's),
+configured and tagging as ``harness.instrument`` does it. The target burns known thread CPU
+under two endpoint tags in two threads, with tagged threads blocked beside them, and reports
+the truth.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from harness.profiling.proto import _CLASSES
 pytest.importorskip("pyroscope")
 
 TARGET = textwrap.dedent("""
-    import json, random, sys, threading, time
+    import json, os, random, socket, sys, threading, time
     import pyroscope
+    from harness.instrument.environment import pyroscope_tag_wrapper
 
     url, calls, replica = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    pyroscope.configure(application_name="demo", server_address=url, sample_rate=100,
-                        tags={"replica": replica})
+    os.environ.pop("HARNESS_PYROSCOPE_SAMPLE_RATE", None)  # the default rate, 100 Hz
+    os.environ.update(HARNESS_PYROSCOPE_URL=url, HARNESS_SERVICE="demo")
+    tag = pyroscope_tag_wrapper(replica)  # the agent as the harness configures it
     truth = {"GET /heavy": 0.0, "GET /light": 0.0}
     lock = threading.Lock()
 
@@ -50,7 +54,7 @@ TARGET = textwrap.dedent("""
         plan = [("GET /heavy", 30), ("GET /light", 10)] * (calls // 2)
         random.Random(seed).shuffle(plan)
         for endpoint, ms in plan:
-            with pyroscope.tag_wrapper({"endpoint": endpoint}):
+            with tag({"endpoint": endpoint}):
                 start = time.thread_time()
                 burn(ms)
                 spent = time.thread_time() - start
@@ -58,10 +62,33 @@ TARGET = textwrap.dedent("""
                 truth[endpoint] += spent
             time.sleep(0.001)  # waiting for the next request releases the GIL
 
+    # Idle threads under a tag, blocked as server threads are (condition, sleep, socket):
+    # none of their time may show as CPU.
+    done, cond = threading.Event(), threading.Condition()
+    ours, theirs = socket.socketpair()
+
+    def idle(kind):
+        with tag({"endpoint": "GET /idle"}):
+            if kind == "cond":
+                with cond:
+                    cond.wait_for(done.is_set)
+            elif kind == "sleep":
+                while not done.is_set():
+                    time.sleep(0.05)
+            else:
+                ours.recv(1)
+
+    idlers = [threading.Thread(target=idle, args=(k,)) for k in ("cond", "sleep", "recv")]
     threads = [threading.Thread(target=worker, args=(f"{replica}-{n}",)) for n in (1, 2)]
-    for t in threads:
+    for t in idlers + threads:
         t.start()
     for t in threads:
+        t.join()
+    done.set()
+    theirs.send(b"x")
+    with cond:
+        cond.notify_all()
+    for t in idlers:
         t.join()
     pyroscope.shutdown()  # flushes the last, partial upload window
     print(json.dumps(truth))
@@ -135,7 +162,8 @@ def test_real_agent_split_matches_thread_cpu(receiver: ProfileReceiver) -> None:
     share = heavy / (heavy + light)
     print(f"truth {true_share:.1%} heavy, profile {share:.1%} heavy; CPU truth "
           f"{sum(truth.values()):.2f} s, profile {sum(cpu.values()):.2f} s "
-          f"(untagged {cpu.get(UNTAGGED, 0):.2f} s); agent test {took:.1f} s")  # fmt: skip
+          f"(untagged {cpu.get(UNTAGGED, 0):.2f} s, blocked threads "
+          f"{cpu.get('GET /idle', 0):.2f} s); agent test {took:.1f} s")  # fmt: skip
     receiver.stop(drain_s=0)  # the agent's shutdown() flushed its last window: no wait
     index = receiver.index
     assert index.rejected == 0 and index.uploads >= 1
@@ -144,6 +172,9 @@ def test_real_agent_split_matches_thread_cpu(receiver: ProfileReceiver) -> None:
     folded = folded_profile(receiver.out_dir, "GET /heavy")
     assert any(stack.split(";")[-1].startswith(("burn ", "<genexpr> ")) for stack in folded)
     assert (receiver.out_dir / "demo" / "steady" / "GET%20%2Fheavy.pb.gz").is_file()
+    # Blocked threads hold no GIL, so gil_only sampling never counts them (a 50-ms sleep loop
+    # holds it for microseconds: a stray sample at most).
+    assert cpu.get("GET /idle", 0.0) <= 0.01 * sum(truth.values())
     # On an oversubscribed machine the agent also samples threads that wait for a core, so
     # the profile holds more than the CPU spent and the split gets noisy (7 runs at 1.4-2.5x
     # the CPU in the profile: 73.9-78.0 %, one at 3.0 points). The 3-point bound needs the

@@ -9,7 +9,6 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -232,18 +231,21 @@ def test_log_bytes_handler_counts_records_of_the_request() -> None:
 class FakePyroscope(types.ModuleType):
     """Stands in for the optional pyroscope-io agent (not a dependency of the harness)."""
 
+    LineNo = types.SimpleNamespace(First="First", LastInstruction="LastInstruction")
+
     def __init__(self) -> None:
         super().__init__("pyroscope")
         self.configured: list[dict[str, Any]] = []
-        self.tags: list[dict[str, str]] = []
+        self.tags: list[tuple[str, str, str]] = []  # ("add" | "remove", key, value)
 
     def configure(self, **options: Any) -> None:
         self.configured.append(options)
 
-    @contextmanager
-    def tag_wrapper(self, tags: dict[str, str]) -> Iterator[None]:
-        self.tags.append(tags)
-        yield
+    def add_thread_tag(self, key: str, value: str) -> None:
+        self.tags.append(("add", key, value))
+
+    def remove_thread_tag(self, key: str, value: str) -> None:
+        self.tags.append(("remove", key, value))
 
 
 @pytest.fixture
@@ -265,9 +267,11 @@ def test_pyroscope_tags_each_request_only_when_configured(
     wrapped = WSGIMiddleware(plain_app, replica="r")
     WSGIMiddleware(plain_app, replica="r")  # a second middleware does not reconfigure
     FakeServer().call(wrapped, "/cheap")
-    assert fake_pyroscope.tags == [{"endpoint": "GET /cheap"}]
+    assert fake_pyroscope.tags == [("add", "endpoint", "GET /cheap"),
+                                   ("remove", "endpoint", "GET /cheap")]  # fmt: skip
     options = {"application_name": "shop", "server_address": "http://127.0.0.1:4040"}
-    assert fake_pyroscope.configured == [{**options, "tags": {"replica": "r"}, "sample_rate": 100}]
+    assert fake_pyroscope.configured == [{**options, "tags": {"replica": "r"}, "sample_rate": 100,
+                                          "line_no": "First", **instrument_env.AGENT_OPTIONS}]
 
 
 def test_pyroscope_failing_to_start_is_a_target_error(
