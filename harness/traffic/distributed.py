@@ -16,6 +16,7 @@ from locust.env import Environment
 
 from harness.errors import RunFailed
 from harness.stack.process import ChildProcess
+from harness.traffic.heap import settle_heap
 from harness.traffic.recorder import PhaseClock, Recorder
 from harness.traffic.schedule import Level, Schedule
 from harness.traffic.users import Dispatcher, build_users
@@ -89,6 +90,7 @@ class DistributedTraffic:
                                 f"\n{tail}".rstrip())
             gevent.sleep(0.1)
         self._share = 1.0 / self.expected
+        settle_heap()
         first = self.schedule.at(0.0)
         self.runner.start(first.users, spawn_rate=first.spawn_rate)
         self._level = first

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from locust.env import Environment
 
+from harness.traffic.heap import settle_heap
 from harness.traffic.recorder import Recorder
 from harness.traffic.schedule import Level, Schedule
 from harness.traffic.users import Dispatcher, build_users
@@ -43,6 +44,7 @@ class Traffic:
     def start(self) -> None:
         """Spawn the users; the open model's clock starts once its pool is ready, so no
         arrival is dropped for want of a user that is merely not spawned yet."""
+        settle_heap()
         self.t0 = time.time()
         self.tick()
         if self.dispatcher is not None:

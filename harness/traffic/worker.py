@@ -19,6 +19,7 @@ from locust.env import Environment
 
 from harness.artifacts import REQUESTS
 from harness.errors import InputError
+from harness.traffic.heap import settle_heap
 from harness.traffic.recorder import PhaseClock, Recorder
 from harness.traffic.schedule import Schedule
 from harness.traffic.users import Dispatcher, build_users
@@ -95,6 +96,7 @@ def run_worker(scenario: Scenario, master: str, run_dir: Path | None, name: str,
     for kind, handler in handlers.items():
         runner.register_message(kind, handler)
     flusher = gevent.spawn(_flush_loop, recorder)
+    settle_heap()
     runner.greenlet.join()
     flusher.kill()
     if dispatcher is not None:
