@@ -44,6 +44,7 @@ from harness.traffic.recorder import PhaseClock, Recorder
 if TYPE_CHECKING:
     from harness.meter.base import Meter
     from harness.scenario import Scenario
+    from harness.stack.base import CrashWatch
     from harness.stack.compose import ComposeStack
 
 TICK_S = 0.25
@@ -194,17 +195,18 @@ class Run:
 
     def _check_crashes(self) -> None:
         """A replica that died on its own: recorded; with ``on_crash: stop`` the run fails."""
-        if not isinstance(self.stack, LocalStack):
-            return
-        for crash in self.stack.crashed():
-            crash |= {"at": time.time(), "phase": self.clock.current}
-            self.manifest.crashes.append(crash)
+        watch: CrashWatch = self.stack
+        for crash in watch.crashed():
+            phase = self.clock.current
+            self.manifest.crashes.append(dict(crash) | {"at": time.time(), "phase": phase})
             art.write_manifest(self.run_dir, self.manifest)
-            self.progress.note(f"replica {crash['replica']} exited with {crash['exit_code']}")
+            how = f"exited with {crash['exit_code']}" + (
+                " (OOM-killed)" if crash["oom_killed"] else "")
+            self.progress.note(f"replica {crash['replica']} {how}")
             if self.scenario.target.on_crash == "stop":
                 raise TargetError(f"replica {crash['replica']} of {crash['service']!r} crashed "
-                                  f"(exit code {crash['exit_code']}) during {crash['phase']}; "
-                                  f"last output:\n    {crash['last_output']}")
+                                  f"({how}) during {phase}; last output:\n"
+                                  f"    {crash['last_output']}")
 
     def _enter_phase(self, name: str, priced: bool) -> None:
         self._close_phase()

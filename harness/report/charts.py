@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from harness.report.format import seconds
 
-__all__ = ["Band", "Series", "line_chart"]
+__all__ = ["Band", "Mark", "Series", "line_chart"]
 
 W, H = 720, 210
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 14, 40, 26
@@ -48,6 +48,15 @@ class Band:
     kind: str = "fault"
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A moment on the x axis drawn as a vertical line (a replica that crashed)."""
+
+    at: float
+    label: str  # short, shown beside the line
+    detail: str  # the tooltip
+
+
 def nice_max(value: float) -> float:
     """The smallest 1, 2, 2.5 or 5 x 10^n at or above ``value`` (1 for nothing to show)."""
     if value <= 0 or not math.isfinite(value):
@@ -66,7 +75,7 @@ def tick(value: float) -> str:
 
 
 def line_chart(title: str, unit: str, xs: Sequence[float], series: Sequence[Series],
-               bands: Sequence[Band] = ()) -> Markup:  # fmt: skip
+               bands: Sequence[Band] = (), marks: Sequence[Mark] = ()) -> Markup:  # fmt: skip
     """An SVG line chart of one or more series over x (seconds since the run started)."""
     finite = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
     if not xs or not finite:
@@ -91,6 +100,7 @@ def line_chart(title: str, unit: str, xs: Sequence[float], series: Sequence[Seri
     parts += _axes(ymax, x0, x1, py, px)
     for i, s in enumerate(series):
         parts.append(_path(xs, s, i, px, py))
+    parts += _marks(marks, lambda x: px(min(max(x, x0), x1)))
     parts += _legend(series)
     parts.append(f'<line class="cross" x1="0" x2="0" y1="{PAD_T}" y2="{H - PAD_B}"/></svg>')
     return Markup("".join(parts))
@@ -120,6 +130,17 @@ def _bands(bands: Sequence[Band], px: Scale) -> list[str]:
                    f'width="{width:.1f}" height="{H - PAD_T - PAD_B + 16}"><title>{label}: '
                    f'{seconds(b.start)} – {seconds(b.end)}</title></rect>'
                    f'<text x="{x_a + 2:.1f}" y="{y_text:.1f}">{shown}</text></g>')  # fmt: skip
+    return out
+
+
+def _marks(marks: Sequence[Mark], px: Scale) -> list[str]:
+    """Vertical lines, each with a short label at the top of the plot and its detail as tooltip."""
+    out = []
+    for m in marks:
+        x = px(m.at)
+        out.append(f'<g class="mark"><title>{escape(m.detail)}</title><line x1="{x:.1f}" '
+                   f'x2="{x:.1f}" y1="{PAD_T - 16}" y2="{H - PAD_B}"/><text x="{x + 3:.1f}" '
+                   f'y="{PAD_T + 10}">{escape(fit(m.label, MIN_LABEL_PX * 2))}</text></g>')
     return out
 
 

@@ -1,9 +1,11 @@
 """The on-call view's context: the 1-second timeline, fault windows and burn-rate anomalies.
 
 Fault windows come from ``faults.jsonl`` (inject start to revert end); warm-up from the
-manifest's unpriced phases. An anomaly is a run of at least ``SUSTAIN_S`` consecutive seconds
-in which a cost metric (cost per call, burn rate) stays above ``FACTOR`` x its baseline: the
-median over the ``baseline`` phase, or over every priced second when there is no such phase.
+manifest's unpriced phases; crashed replicas from the manifest's ``crashes`` (a marker on every
+chart, and a list with each replica's last output). An anomaly is a run of at least
+``SUSTAIN_S`` consecutive seconds in which a cost metric (cost per call, burn rate) stays above
+``FACTOR`` x its baseline: the median over the ``baseline`` phase, or over every priced second
+when there is no such phase.
 Anomalies are found on the full 1-second timeline; the charts show at most ``MAX_POINTS``
 points (longer runs are bucketed: means for rates, the maximum for p95 and replicas, cost per
 call as bucket cost / bucket calls), so the report's size does not grow with the run.
@@ -19,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from harness.artifacts import Manifest
-from harness.report.charts import Band, Series, line_chart
+from harness.report.charts import Band, Mark, Series, line_chart
 
-__all__ = ["Anomaly", "FaultWindow", "anomalies", "downsample", "fault_windows",
-           "oncall_context"]  # fmt: skip
+__all__ = ["Anomaly", "CrashNote", "FaultWindow", "anomalies", "crash_notes", "downsample",
+           "fault_windows", "oncall_context"]  # fmt: skip
 
 MAX_POINTS = 720
 FACTOR = 3.0
@@ -55,6 +57,43 @@ class Anomaly:
     baseline: float
     peak_ratio: float
     faults: tuple[str, ...]  # fault windows it overlaps
+
+
+@dataclass(frozen=True)
+class CrashNote:
+    """A replica that died on its own, in seconds since the run started."""
+
+    at: float
+    service: str
+    replica: str
+    exit_code: int | None
+    oom_killed: bool
+    phase: str
+    last_output: str
+
+    @property
+    def how(self) -> str:
+        code = "unknown exit code" if self.exit_code is None else f"exit code {self.exit_code}"
+        return f"{code}, OOM-killed" if self.oom_killed else code
+
+    def mark(self) -> Mark:
+        label = f"✕ {self.replica}" + (" OOM" if self.oom_killed else "")
+        return Mark(self.at, label, f"{self.replica} ({self.service}) crashed at "
+                    f"{self.at:.1f} s: {self.how}")  # fmt: skip
+
+
+def crash_notes(manifest: Manifest) -> list[CrashNote]:
+    """The manifest's crash records, in time order (missing fields read as unknown)."""
+    out = []
+    for c in manifest.crashes:
+        code = c.get("exit_code")
+        out.append(CrashNote(
+            at=float(c.get("at") or manifest.started_at) - manifest.started_at,
+            service=str(c.get("service") or "?"), replica=str(c.get("replica") or "?"),
+            exit_code=code if isinstance(code, int) else None,
+            oom_killed=c.get("oom_killed") is True, phase=str(c.get("phase") or ""),
+            last_output=str(c.get("last_output") or "")))  # fmt: skip
+    return sorted(out, key=lambda n: n.at)
 
 
 def _close(opened: dict[str, Any], revert: dict[str, Any] | None, t0: float,
@@ -189,8 +228,10 @@ def oncall_context(timeline: pd.DataFrame, manifest: Manifest,
     """Template variables of the on-call view (charts, their data, faults, anomalies)."""
     run_end = manifest.ended_at or manifest.started_at + len(timeline)  # a crashed run: no end
     faults = fault_windows(records, manifest.started_at, run_end)
+    crashes = crash_notes(manifest)
     if timeline.empty:
-        return {"charts": [], "data": None, "faults": faults, "anomalies": [], "bucket_s": 1}
+        return {"charts": [], "data": None, "faults": faults, "anomalies": [], "bucket_s": 1,
+                "crashes": crashes}
     found = anomalies(timeline, faults)
     frame = downsample(_smooth_replicas(timeline))
     xs = [float(x) for x in frame["t"]]
@@ -199,14 +240,16 @@ def oncall_context(timeline: pd.DataFrame, manifest: Manifest,
                    for a in found if a.metric == m] for m, _ in METRICS}  # fmt: skip
     charts, data = [], {}
     specs = _chart_series(frame, _baseline(timeline, "cost_per_call_usd"))
+    marks = [c.mark() for c in crashes]
     for title, unit, series, metric in specs:
         extra = flagged.get(metric, []) if metric else []
-        charts.append(line_chart(title, unit, xs, series, [*bands, *extra]))
+        charts.append(line_chart(title, unit, xs, series, [*bands, *extra], marks))
         data.update({s.key: {"label": s.label, "unit": unit, "values": list(s.values)}
                      for s in series})  # fmt: skip
     phases = [None if pd.isna(p) else str(p) for p in frame["phase"]]
     return {"charts": charts, "data": {"t": xs, "phase": phases, "series": data},
-            "faults": faults, "anomalies": found, "bucket_s": _bucket(timeline, frame)}
+            "faults": faults, "anomalies": found, "bucket_s": _bucket(timeline, frame),
+            "crashes": crashes}
 
 
 def _bucket(timeline: pd.DataFrame, frame: pd.DataFrame) -> int:

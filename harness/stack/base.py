@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +38,19 @@ class Stack(Protocol):
     def replicas(self) -> list[Replica]: ...
 
     def describe(self) -> list[dict[str, object]]: ...
+
+
+class Crash(TypedDict):
+    """A replica that exited on its own (neither a fault the harness injected nor teardown)."""
+
+    service: str
+    replica: str
+    exit_code: int | None  # None when the runtime could not tell
+    last_output: str  # the last lines the replica wrote
+    oom_killed: bool  # killed by the kernel's OOM killer (docker: ``State.OOMKilled``)
+
+
+class CrashWatch(Protocol):
+    """Reports each crashed replica once; called every tick of the run, so it must be cheap."""
+
+    def crashed(self) -> list[Crash]: ...

@@ -15,20 +15,28 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
+import requests
 import yaml
 from docker.models.containers import Container
 
-from harness.errors import FaultError, TargetError
+from harness.errors import FaultError, Interrupted, TargetError
 from harness.images import bootstrap_images
 from harness.stack import compose_wait
-from harness.stack.base import Cancel, Replica
+from harness.stack.base import Cancel, Crash, Replica
 from harness.stack.compose_cli import Compose, find_compose
-from harness.stack.compose_engine import SERVICE_LABEL, connect, project_containers, sweep
+from harness.stack.compose_engine import (
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    connect,
+    project_containers,
+    sweep,
+)
 from harness.stack.compose_file import LB_CONFIG, LB_CPU, LB_MEMORY, ComposePlan, render
 from harness.stack.local import _start_order
 from harness.util import atomic_write_json, atomic_write_text
@@ -44,6 +52,9 @@ DOWN_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5
 LB_TIMEOUT_S = 30.0
 NUMBER_LABEL = "com.docker.compose.container-number"
+CRASH_POLL_S = 1.0  # at most one container list call per second for crash detection
+CRASH_TAIL_LINES = 5
+REVERT_GRACE_S = 15.0
 
 
 class ComposeStack:
@@ -62,6 +73,9 @@ class ComposeStack:
         self._plan: ComposePlan | None = None
         self._containers: dict[str, list[Container]] = {}
         self._replicas: list[Replica] = []
+        self._meant: set[str] = set()  # replicas the harness itself killed or stopped
+        self._reported: set[str] = set()
+        self._next_crash_check = 0.0
 
     # -- Stack protocol -------------------------------------------------------------------
     def up(self, cancel: Cancel) -> None:
@@ -140,6 +154,33 @@ class ComposeStack:
                 row["balances"] = target.entry
             out.append(row)
         return out
+
+    def crashed(self) -> list[Crash]:
+        """Containers that exited on their own since the last call (not a fault, not teardown).
+
+        Called every tick, so at most one Engine API list call (exited or dead containers of
+        this project) per :data:`CRASH_POLL_S`; each new crash then costs an inspect (exit code,
+        ``State.OOMKilled``) and a logs call. An engine that does not answer is asked again at
+        the next check."""
+        now = time.monotonic()
+        if self._client is None or not self._replicas or now < self._next_crash_check:
+            return []
+        self._next_crash_check = now + CRASH_POLL_S
+        mine = {r.container_id: r for r in self._replicas if r.container_id}
+        selector = {"label": f"{PROJECT_LABEL}={self.project}", "status": ["exited", "dead"]}
+        try:
+            rows = self._client.api.containers(all=True, filters=selector)
+        except (docker.errors.DockerException, requests.RequestException):
+            return []
+        found: list[Crash] = []
+        for row in rows:
+            cid = str(row.get("Id"))
+            rep = mine.get(cid)
+            if rep is None or rep.replica in self._meant or rep.replica in self._reported:
+                continue
+            self._reported.add(rep.replica)
+            found.append(_crash(self._client, rep, cid))
+        return found
 
     # -- starting ---------------------------------------------------------------------------
     def _images(self) -> dict[str, str]:
@@ -266,21 +307,35 @@ class ComposeStack:
             elif sig == signal.SIGCONT:
                 container.unpause()
             else:
+                self._meant.add(rid)  # its exit is the fault's doing, not a crash
                 container.kill(signal=int(sig))
 
     def stop_replica(self, service: str, replica_id: str) -> None:
-        self._container(service, replica_id).stop(timeout=STOP_TIMEOUT_S)
+        container = self._container(service, replica_id)
+        self._meant.add(replica_id)
+        container.stop(timeout=STOP_TIMEOUT_S)
 
     def start_replica(self, service: str, cancel: Cancel, replica_id: str | None = None) -> str:
-        """Restart a stopped or killed container and wait until it is ready again."""
+        """Restart a stopped or killed container and wait until it is ready again.
+
+        A revert completes even when the run is interrupted meanwhile (SIGINT during the
+        wait, or the teardown's revert of an active kill fault): the container then gets up
+        to :data:`REVERT_GRACE_S` more to be ready, so ``faults.jsonl`` says truthfully
+        whether the replica came back."""
         if replica_id is None:
             raise FaultError("adding replicas under load (cold_start, autoscale_burst) runs on "
                              "the local runtime only in this version")
         container = self._container(service, replica_id)
+        self._meant.discard(replica_id)
+        self._reported.discard(replica_id)
         container.start()
         container.reload()
-        self._wait_replicas(service, [container], cancel,
-                            self.scenario.target.services[service].startup_timeout)
+        timeout = self.scenario.target.services[service].startup_timeout
+        try:
+            self._wait_replicas(service, [container], cancel, timeout)
+        except Interrupted:
+            self._wait_replicas(service, [container], _Uncancelled(),
+                                min(timeout, REVERT_GRACE_S))
         return replica_id
 
     def control_file(self, service: str) -> Path:
@@ -304,6 +359,29 @@ class ComposeStack:
                 out.write(text + "\n")
         except OSError:
             pass
+
+
+class _Uncancelled:
+    """A Cancel that never cancels: a revert's last wait after the run was interrupted."""
+
+    def raise_if_set(self) -> None:
+        return None
+
+
+def _crash(client: docker.DockerClient, rep: Replica, cid: str) -> Crash:
+    """What the engine says about a container that exited: code, OOM kill, last lines."""
+    code: int | None = None
+    oom, tail = False, ""
+    try:
+        state = client.api.inspect_container(cid).get("State") or {}
+        code = state.get("ExitCode")
+        oom = bool(state.get("OOMKilled"))
+        raw = client.api.logs(cid, tail=CRASH_TAIL_LINES)
+        tail = raw.decode("utf-8", "replace").rstrip() if isinstance(raw, bytes) else ""
+    except (docker.errors.DockerException, requests.RequestException):
+        pass  # the container is already gone: the crash is still recorded
+    return Crash(service=rep.service, replica=rep.replica, exit_code=code, last_output=tail,
+                 oom_killed=oom)
 
 
 def _health_what(svc: Service, inside: int) -> str:

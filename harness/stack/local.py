@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import TargetError
-from harness.stack.base import Cancel, Replica
+from harness.stack.base import Cancel, Crash, Replica
 from harness.stack.process import ChildProcess, run_init
 from harness.stack.templating import fill
 from harness.util import atomic_write_json, free_port
@@ -137,17 +137,19 @@ class LocalStack:
         self._meant.add(replica_id)
         self._get(service).procs[replica_id].stop()
 
-    def crashed(self) -> list[dict[str, object]]:
-        """Replicas that exited on their own since the last call (not a fault, not teardown)."""
-        found = []
+    def crashed(self) -> list[Crash]:
+        """Replicas that exited on their own since the last call (not a fault, not teardown).
+
+        ``oom_killed`` is False: local processes have no memory limit the kernel enforces."""
+        found: list[Crash] = []
         for s in self._started.values():
             for rid, proc in s.procs.items():
                 code = proc.exit_code()
                 if code is None or rid in self._meant or rid in self._reported:
                     continue
                 self._reported.add(rid)
-                found.append({"service": s.name, "replica": rid, "exit_code": code,
-                              "last_output": proc.tail(5)})
+                found.append(Crash(service=s.name, replica=rid, exit_code=code,
+                                   last_output=proc.tail(5), oom_killed=False))
         return found
 
     def start_replica(self, service: str, cancel: Cancel, replica_id: str | None = None) -> str:

@@ -8,11 +8,8 @@ has idle users (k6's constant-arrival-rate with ``maxVUs``).
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +18,10 @@ from gevent.queue import Empty, Queue
 from locust import FastHttpUser, User, between, constant, task
 
 from harness.errors import ScenarioInvalid
+from harness.traffic.calls import make_call
 
 if TYPE_CHECKING:
-    from harness.scenario import RequestSpec, Scenario
+    from harness.scenario import Scenario
 
 
 IDLE_POLL_S = 1.0
@@ -73,41 +71,13 @@ class Dispatcher:
         self.queue.put(scheduled)
 
 
-def _picker(specs: list[RequestSpec], rng: random.Random) -> Any:
-    cum = list(itertools.accumulate(s.weight for s in specs))
-    total = cum[-1]
-
-    def pick() -> RequestSpec:
-        return specs[bisect.bisect_right(cum, rng.random() * total)] if len(specs) > 1 else specs[0]
-
-    return pick
-
-
 def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
                 seed: int) -> list[type[User]]:
     """One FastHttpUser subclass for the scenario's request list."""
     if scenario.locustfile is not None:
         return _from_locustfile(Path(scenario.locustfile), host)
-    rng = random.Random(seed)
-    pick = _picker(list(scenario.requests), rng)
+    call = make_call(scenario, random.Random(seed))
     traffic = scenario.traffic
-
-    lifetime = traffic.connection_lifetime
-    # Requests without params or tenant are the same every time: built once, not per call.
-    fixed = {id(spec): _parts(spec, rng) for spec in scenario.requests
-             if not spec.params and spec.tenant is None}
-
-    def call(user: FastHttpUser, late_ms: float | None) -> None:
-        spec = pick()
-        parts = fixed.get(id(spec)) or _parts(spec, rng)
-        headers = parts.headers
-        if lifetime > 0 and _connection_expired(user, lifetime):
-            headers = {**headers, "Connection": "close"}  # the next request opens a new one
-        ctx = {"tenant": parts.tenant, "bytes_in": parts.bytes_in, "late_ms": late_ms}
-        user.client.request(parts.method, parts.path, name=spec.name,
-                            data=parts.body,  # type: ignore[arg-type] # bytes work; stub says str
-                            headers=headers, context=ctx)
-
     attrs: dict[str, Any] = {"host": host, "network_timeout": traffic.timeout,
                              "connection_timeout": traffic.timeout}
     if dispatcher is None:
@@ -131,44 +101,6 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
     attrs["wait_time"] = constant(0)
     attrs["call"] = task(open_call)
     return [type("OpenModelUser", (FastHttpUser,), attrs)]
-
-
-@dataclass(frozen=True, slots=True)
-class _Parts:
-    """What one call sends; Locust copies ``headers`` before adding its own, so one dict may
-    serve every call of a fixed request."""
-
-    method: str
-    path: str
-    body: bytes | None
-    headers: dict[str, str]
-    tenant: str | None
-    bytes_in: int
-
-
-def _parts(spec: RequestSpec, rng: random.Random) -> _Parts:
-    req = spec.render(rng)
-    headers = dict(req.headers)
-    headers["X-Harness-Endpoint"] = spec.name  # lets profiles be tagged by endpoint name
-    if req.content_type:
-        headers["Content-Type"] = req.content_type
-    if req.tenant:
-        headers["X-Tenant"] = req.tenant
-    return _Parts(req.method, req.path, req.body_bytes, headers, req.tenant,
-                  len(req.body_bytes or b""))
-
-
-def _connection_expired(user: FastHttpUser, lifetime: float) -> bool:
-    """True once per ``lifetime`` seconds of a user's connection (it is then closed)."""
-    now = time.monotonic()
-    opened = getattr(user, "_harness_opened", None)
-    if opened is None:
-        setattr(user, "_harness_opened", now)  # noqa: B010 - per-user connection age
-        return False
-    if now - opened < lifetime:
-        return False
-    setattr(user, "_harness_opened", None)  # noqa: B010
-    return True
 
 
 def _from_locustfile(path: Path, host: str) -> list[type[User]]:

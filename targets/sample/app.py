@@ -5,6 +5,7 @@
 ``GET /cheap``     a ~100-byte JSON document, almost no CPU
 ``GET /cpu?ms=20`` burns ``ms × SAMPLE_CPU_FACTOR`` milliseconds of thread CPU
 ``GET /big?kb=256`` ``kb`` KiB of deterministic bytes (application/octet-stream)
+``GET /alloc?mb=64`` allocates ``mb`` MiB (every page touched), holds it for the request
 ``POST /echo``     ``{"bytes": <request body length>}``
 ``GET /stats``     ``{"served": N, "by_path": {...}}``: every request except /stats, /health
 =================  =====================================================================
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 MAX_CPU_MS = 10_000.0
 MAX_KB = 64 * 1024
+MAX_ALLOC_MB = 1024
+_PAGE = 4096
 _BLOCK = bytes(range(256)) * 4  # 1 KiB
 _CHUNK = 64 * 1024
 _CHEAP = {  # about 100 bytes of JSON
@@ -72,6 +75,13 @@ def burn_cpu(ms: float) -> None:
             x = (x * 31 + i) & 0xFFFF
 
 
+def allocate(mb: int) -> bytearray:
+    """``mb`` MiB with one byte of every page written, so all of it is resident."""
+    held = bytearray(mb * 2**20)
+    held[::_PAGE] = b"\x01" * len(range(0, len(held), _PAGE))
+    return held
+
+
 class SampleApp:
     """The WSGI application. Thread-safe: waitress calls it from several threads."""
 
@@ -85,6 +95,7 @@ class SampleApp:
             ("GET", "/cheap"): self._cheap,
             ("GET", "/cpu"): self._cpu,
             ("GET", "/big"): self._big,
+            ("GET", "/alloc"): self._alloc,
             ("POST", "/echo"): self._echo,
             ("GET", "/stats"): self._stats,
         }
@@ -126,6 +137,13 @@ class SampleApp:
     def _big(self, environ: WSGIEnvironment) -> Response:
         kb = int(_query_number(environ, "kb", 256, MAX_KB))
         return "200 OK", "application/octet-stream", _BLOCK * kb
+
+    def _alloc(self, environ: WSGIEnvironment) -> Response:
+        """Resident memory on demand: under a container memory limit, enough ``mb`` gets the
+        replica OOM-killed (the docker runtime's crash tests)."""
+        mb = int(_query_number(environ, "mb", 64, MAX_ALLOC_MB))
+        held = allocate(mb)
+        return _json("200 OK", {"allocated_mb": len(held) // 2**20})
 
     def _echo(self, environ: WSGIEnvironment) -> Response:
         remaining = _content_length(environ)

@@ -3,13 +3,14 @@ endpoint header on every call, and a connection closed once per ``connection_lif
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.scenario import parse_scenario
-from harness.traffic import users
+from harness.traffic import calls
 
 SCENARIO = """
 name: calls
@@ -41,16 +42,16 @@ class _User:
 
 def test_fixed_and_templated_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     scenario = parse_scenario(SCENARIO, Path("calls.yaml"))
-    [cls] = users.build_users(scenario, "http://127.0.0.1:1", None, seed=3)
+    call = calls.make_call(scenario, random.Random(3))
     clock = [100.0]
-    monkeypatch.setattr(users.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(calls.time, "monotonic", lambda: clock[0])
     user = _User()
     for _ in range(40):
-        cls.tasks[0](user)
+        call(user, None)
         clock[0] += 0.5
-    calls = user.client.calls
-    fixed = [c for c in calls if c["name"] == "fixed"]
-    templated = [c for c in calls if c["name"] == "templated"]
+    sent = user.client.calls
+    fixed = [c for c in sent if c["name"] == "fixed"]
+    templated = [c for c in sent if c["name"] == "templated"]
     assert fixed and templated
     assert {c["path"] for c in fixed} == {"/cheap"} and fixed[0]["data"] is None
     assert {c["path"] for c in templated} == {"/items/1", "/items/2"}
@@ -58,9 +59,9 @@ def test_fixed_and_templated_requests(monkeypatch: pytest.MonkeyPatch) -> None:
         assert call["data"] == f'{{"id":{call["path"][-1]}}}'.encode()
         assert call["headers"]["Content-Type"] == "application/json"
         assert call["context"]["bytes_in"] == len(call["data"])
-    assert all(c["headers"]["X-Harness-Endpoint"] == c["name"] for c in calls)
+    assert all(c["headers"]["X-Harness-Endpoint"] == c["name"] for c in sent)
     # 40 calls 0.5 s apart: the connection is closed on the call after each 5 s of age.
-    closed = [i for i, c in enumerate(calls) if c["headers"].get("Connection") == "close"]
+    closed = [i for i, c in enumerate(sent) if c["headers"].get("Connection") == "close"]
     assert closed == [10, 21, 32]
     # The fixed request's one headers dict is never changed by a closing call.
-    assert all("Connection" not in c["headers"] for i, c in enumerate(calls) if i not in closed)
+    assert all("Connection" not in c["headers"] for i, c in enumerate(sent) if i not in closed)

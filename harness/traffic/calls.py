@@ -1,0 +1,89 @@
+"""One call of a scenario's users: pick an endpoint by weight, render it, send it.
+
+Kept apart from the Locust user classes (``users.py``) so it is plain Python: the hot path of
+the load generator, testable without importing Locust.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.scenario import RequestSpec, Scenario
+
+Call = Callable[[Any, "float | None"], None]  # (Locust user, lateness in ms or None)
+
+
+def make_call(scenario: Scenario, rng: random.Random) -> Call:
+    """The function a user runs per request (``user.client`` is Locust's FastHttpSession)."""
+    pick = _picker(list(scenario.requests), rng)
+    lifetime = scenario.traffic.connection_lifetime
+    # Requests without params or tenant are the same every time: built once, not per call.
+    fixed = {id(spec): _parts(spec, rng) for spec in scenario.requests
+             if not spec.params and spec.tenant is None}
+
+    def call(user: Any, late_ms: float | None) -> None:
+        spec = pick()
+        parts = fixed.get(id(spec)) or _parts(spec, rng)
+        headers = parts.headers
+        if lifetime > 0 and _connection_expired(user, lifetime):
+            headers = {**headers, "Connection": "close"}  # the next request opens a new one
+        ctx = {"tenant": parts.tenant, "bytes_in": parts.bytes_in, "late_ms": late_ms}
+        user.client.request(parts.method, parts.path, name=spec.name, data=parts.body,
+                            headers=headers, context=ctx)
+
+    return call
+
+
+def _picker(specs: list[RequestSpec], rng: random.Random) -> Callable[[], RequestSpec]:
+    cum = list(itertools.accumulate(s.weight for s in specs))
+    total = cum[-1]
+
+    def pick() -> RequestSpec:
+        return specs[bisect.bisect_right(cum, rng.random() * total)] if len(specs) > 1 else specs[0]
+
+    return pick
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """What one call sends; Locust copies ``headers`` before adding its own, so one dict may
+    serve every call of a fixed request."""
+
+    method: str
+    path: str
+    body: bytes | None
+    headers: dict[str, str]
+    tenant: str | None
+    bytes_in: int
+
+
+def _parts(spec: RequestSpec, rng: random.Random) -> _Parts:
+    req = spec.render(rng)
+    headers = dict(req.headers)
+    headers["X-Harness-Endpoint"] = spec.name  # lets profiles be tagged by endpoint name
+    if req.content_type:
+        headers["Content-Type"] = req.content_type
+    if req.tenant:
+        headers["X-Tenant"] = req.tenant
+    return _Parts(req.method, req.path, req.body_bytes, headers, req.tenant,
+                  len(req.body_bytes or b""))
+
+
+def _connection_expired(user: Any, lifetime: float) -> bool:
+    """True once per ``lifetime`` seconds of a user's connection (it is then closed)."""
+    now = time.monotonic()
+    opened = getattr(user, "_harness_opened", None)
+    if opened is None:
+        setattr(user, "_harness_opened", now)  # noqa: B010 - per-user connection age
+        return False
+    if now - opened < lifetime:
+        return False
+    setattr(user, "_harness_opened", None)  # noqa: B010
+    return True
