@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from harness.errors import EXIT_INTERRUPTED
+
 EPILOG = """exit codes:
   0    success
   1    a budget / gate failed
@@ -85,6 +87,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    # Until a command installs its own handlers (a run does, see harness.interrupt), SIGINT and
+    # SIGTERM both raise KeyboardInterrupt: a signal during start-up (parsing, imports) ends
+    # with exit 130 and one line, not SIGTERM's default kill or a traceback.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_keyboard_interrupt)
+    try:
+        code = _command(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    # Everything is stopped and written: a signal arriving while the interpreter shuts down
+    # (its handlers reset to the default) must not turn this exit code into a kill.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    sys.exit(code)
+
+
+def _command(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("run", "worker"):
         from gevent import monkey  # Locust needs gevent's patches before anything else
@@ -94,20 +113,17 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
         install_connect_guard(args.allow_remote)
     from harness.commands import dispatch
-    from harness.errors import EXIT_INTERRUPTED, HarnessError
+    from harness.errors import HarnessError
 
     try:
-        code = dispatch(args)
+        return dispatch(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
-    # Everything is stopped and written: a signal arriving while the interpreter shuts down
-    # (its handlers reset to the default) must not turn this exit code into a kill.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    sys.exit(code)
+        return exc.exit_code
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

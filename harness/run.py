@@ -104,8 +104,8 @@ class Run:
         )
 
     def execute(self) -> RunResult:
+        self.stop_flag.install()  # first: a signal from now on is seen by the run's waits
         art.write_manifest(self.run_dir, self.manifest)
-        self.stop_flag.install()
         try:
             self._run()
             self.manifest.status = "completed"

@@ -26,6 +26,18 @@ class Cancel(Protocol):
     def raise_if_set(self) -> None: ...
 
 
+# After an interrupt, a replica a fault is restarting gets this long to become ready, so the
+# revert's outcome is known (and logged) rather than abandoned half-way.
+REVERT_GRACE_S = 15.0
+
+
+class NeverCancel:
+    """A Cancel that never cancels: the last, bounded wait of a revert after an interrupt."""
+
+    def raise_if_set(self) -> None:
+        return None
+
+
 class Stack(Protocol):
     """A set of running services. ``up`` may raise TargetError; ``down`` never raises."""
 

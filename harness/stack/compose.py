@@ -28,7 +28,7 @@ from docker.models.containers import Container
 from harness.errors import FaultError, Interrupted, TargetError
 from harness.images import bootstrap_images
 from harness.stack import compose_wait
-from harness.stack.base import Cancel, Crash, Replica
+from harness.stack.base import REVERT_GRACE_S, Cancel, Crash, NeverCancel, Replica
 from harness.stack.compose_cli import Compose, find_compose
 from harness.stack.compose_engine import (
     PROJECT_LABEL,
@@ -54,7 +54,6 @@ LB_TIMEOUT_S = 30.0
 NUMBER_LABEL = "com.docker.compose.container-number"
 CRASH_POLL_S = 1.0  # at most one container list call per second for crash detection
 CRASH_TAIL_LINES = 5
-REVERT_GRACE_S = 15.0
 
 
 class ComposeStack:
@@ -334,7 +333,7 @@ class ComposeStack:
         try:
             self._wait_replicas(service, [container], cancel, timeout)
         except Interrupted:
-            self._wait_replicas(service, [container], _Uncancelled(),
+            self._wait_replicas(service, [container], NeverCancel(),
                                 min(timeout, REVERT_GRACE_S))
         return replica_id
 
@@ -360,12 +359,6 @@ class ComposeStack:
         except OSError:
             pass
 
-
-class _Uncancelled:
-    """A Cancel that never cancels: a revert's last wait after the run was interrupted."""
-
-    def raise_if_set(self) -> None:
-        return None
 
 
 def _crash(client: docker.DockerClient, rep: Replica, cid: str) -> Crash:

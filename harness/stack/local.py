@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import TargetError
-from harness.stack.base import Cancel, Crash, Replica
+from harness.errors import Interrupted, TargetError
+from harness.stack.base import REVERT_GRACE_S, Cancel, Crash, NeverCancel, Replica
 from harness.stack.process import ChildProcess, run_init
 from harness.stack.templating import fill
 from harness.util import atomic_write_json, free_port
@@ -160,7 +160,11 @@ class LocalStack:
         self._reported.discard(rid)
         started.procs[rid] = self._spawn(started, rid)
         self._write_pids()
-        self._wait_http(started, started.procs[rid], cancel)
+        try:
+            self._wait_http(started, started.procs[rid], cancel)
+        except Interrupted:  # it was restarted: wait for it (bounded) so the revert is known
+            grace = min(started.service.startup_timeout, REVERT_GRACE_S)
+            self._wait_http(started, started.procs[rid], NeverCancel(), grace)
         return rid
 
     def _get(self, service: str) -> _Started:
@@ -256,7 +260,8 @@ class LocalStack:
         started.procs[rid] = proc
         self._wait(started, proc, cancel, lambda: backing.is_ready(kind, started.port))
 
-    def _wait_http(self, started: _Started, proc: ChildProcess, cancel: Cancel) -> None:
+    def _wait_http(self, started: _Started, proc: ChildProcess, cancel: Cancel,
+                   timeout: float | None = None) -> None:
         path = started.service.health
 
         def ready() -> bool:
@@ -264,11 +269,11 @@ class LocalStack:
                 return False
             return path is None or _http_ok(started.port, path)
 
-        self._wait(started, proc, cancel, ready)
+        self._wait(started, proc, cancel, ready, timeout)
 
     def _wait(self, started: _Started, proc: ChildProcess, cancel: Cancel,
-              ready: Callable[[], bool]) -> None:
-        timeout = started.service.startup_timeout
+              ready: Callable[[], bool], timeout: float | None = None) -> None:
+        timeout = started.service.startup_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while True:
             cancel.raise_if_set()

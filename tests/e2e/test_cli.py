@@ -223,3 +223,22 @@ def test_interrupt_matrix_leaves_nothing_running(scenario_file: Writer, run_dir:
     assert "Traceback" not in err
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
     assert not leftover_processes(run_dir)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("after_s", [0.4, 1.2])
+def test_signal_while_the_command_starts_is_a_clean_interrupt(
+        scenario_file: Writer, run_dir: Path, sig: signal.Signals, after_s: float) -> None:
+    """A signal while the CLI parses and imports (before a run installs its handlers): exit
+    130 and one line, never SIGTERM's default kill or a KeyboardInterrupt traceback."""
+    proc = subprocess.Popen([HARNESS, "run", str(scenario_file(SHORT)), "--output", str(run_dir)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after_s)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert not leftover_processes(run_dir)
+    manifest = run_dir / "manifest.json"
+    if manifest.exists():  # the run had begun: it says so
+        assert json.loads(manifest.read_text())["status"] == "interrupted"
