@@ -98,8 +98,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     # Everything is stopped and written: a signal arriving while the interpreter shuts down
-    # (its handlers reset to the default) must not turn this exit code into a kill.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    # must not turn this exit code into a kill. Ignored, not blocked: a mask is per thread (a
+    # library's thread would still take the signal), and interpreter shutdown resets Python
+    # handlers to the default action but leaves SIG_IGN alone.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     sys.exit(code)
 
 

@@ -242,3 +242,19 @@ def test_signal_while_the_command_starts_is_a_clean_interrupt(
     manifest = run_dir / "manifest.json"
     if manifest.exists():  # the run had begun: it says so
         assert json.loads(manifest.read_text())["status"] == "interrupted"
+
+
+def test_signals_while_the_cli_exits_never_kill_it(scenario_file: Writer, run_dir: Path) -> None:
+    """SIGTERM after everything is written (the summary is out, the interpreter shuts down,
+    pyarrow's threads are alive): the exit code stays the command's own, never a kill."""
+    proc = subprocess.Popen([HARNESS, "run", str(scenario_file(SHORT)), "--output", str(run_dir)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and not (run_dir / "report.html").exists():
+        time.sleep(0.02)
+    while proc.poll() is None and time.time() < deadline:
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode in (0, 130), (proc.returncode, err)
+    assert "Traceback" not in err
