@@ -139,8 +139,8 @@ def _versus(ratio: float, ceiling: float, got: dict[int, list[Measured]]) -> str
         return f"the measured ratio is {ratio / ceiling:.0%} of what the machine allows."
     two = median([m.generator_us for m in got[2]])
     return (f"the measured ratio is above that estimate because two workers spent less "
-            f"generator CPU per request ({two:.0f} µs: the run's own loop, meter and recorder "
-            "no longer share the load generator's process).")
+            f"generator CPU per request ({two:.0f} µs: the run's loop, meter and progress run in "
+            "the master, outside the load generators).")
 
 
 if __name__ == "__main__":
