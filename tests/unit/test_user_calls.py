@@ -59,7 +59,11 @@ def test_fixed_and_templated_requests(monkeypatch: pytest.MonkeyPatch) -> None:
         assert call["data"] == f'{{"id":{call["path"][-1]}}}'.encode()
         assert call["headers"]["Content-Type"] == "application/json"
         assert call["context"]["bytes_in"] == len(call["data"])
-    assert all(c["headers"]["X-Harness-Endpoint"] == c["name"] for c in sent)
+    assert all("X-Harness-Endpoint" not in c["headers"] for c in sent)  # not profiled
+    profiled = parse_scenario(SCENARIO + "profiling: {enabled: true}\n", Path("calls.yaml"))
+    user = _User()
+    calls.make_call(profiled, random.Random(3))(user, None)
+    assert user.client.calls[0]["headers"]["X-Harness-Endpoint"] in ("fixed", "templated")
     # 40 calls 0.5 s apart: the connection is closed on the call after each 5 s of age.
     closed = [i for i, c in enumerate(sent) if c["headers"].get("Connection") == "close"]
     assert closed == [10, 21, 32]
