@@ -360,7 +360,6 @@ class ComposeStack:
             pass
 
 
-
 def _crash(client: docker.DockerClient, rep: Replica, cid: str) -> Crash:
     """What the engine says about a container that exited: code, OOM kill, last lines."""
     code: int | None = None
