@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
@@ -66,8 +67,8 @@ class Progress:
         total, errors = traffic.counts()
         rps = (total - self._last_total) / max(now - self._last_ts, 1e-6)
         self._last_total, self._last_ts = total, now
-        recent = sorted(ms for end, ms in rec.recent if end >= now - 5.0)
-        p95 = recent[int(0.95 * (len(recent) - 1))] if recent else 0.0
+        recent = [ms for at, batch in rec.recent if at >= now - 5.0 for ms in batch]
+        p95 = float(np.percentile(recent, 95)) if recent else 0.0
         line = (f"{now - self._t0:5.0f}/{self.total_s:.0f} s  {rps:8.1f} req/s  "
                 f"p95 {p95:7.1f} ms  requests {total}  errors {errors}")
         cost = self._cost_per_call(total, sampler)

@@ -6,6 +6,7 @@ path); parsing ``Server-Timing`` and building Arrow columns happen once per flus
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ from geventhttpclient.header import Headers
 from harness.artifacts import REQUEST_SCHEMA
 from harness.parts import PartWriter
 from harness.telemetry import parse_server_timing
+
+RECENT_FLUSHES = 16  # flushes kept for the live p95 (one a second during a run)
 
 
 class PhaseClock:
@@ -45,7 +48,9 @@ class Recorder:
         self._rows: list[_Row] = []
         self.total = 0
         self.errors = 0
-        self.recent: deque[tuple[float, float]] = deque(maxlen=20_000)  # (end, latency_ms)
+        # (flush time, its latencies in ms) for the live p95: a list per flush, not a tuple per
+        # request (1.5 µs -> 0.6 µs per request at 3,000 req/s with the progress line's p95)
+        self.recent: deque[tuple[float, list[float]]] = deque(maxlen=RECENT_FLUSHES)
 
     def on_request(self, request_type: str, name: str, response_time: float,
                    response_length: int, response: Any, context: dict[str, Any],
@@ -81,7 +86,7 @@ class Recorder:
             self.writer.write(_columns(rows, self.variant))
         self.total += len(rows)
         self.errors += sum(row[5] is not None for row in rows)
-        self.recent.extend((row[0] + row[1] / 1000.0, row[1]) for row in rows)
+        self.recent.append((time.time(), [row[1] for row in rows]))
 
     def add_rows(self, rows: list[list[Any]]) -> None:
         """Rows shipped by a remote worker (msgpack turned the tuples into lists)."""

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from attribution_checks import _integrate  # noqa: E402
 from benchlib import order_sections, replace_section, table  # noqa: E402
-from loadgen import steady_window  # noqa: E402
+from loadgen import Side, common_window, steady  # noqa: E402
 
 from targets.calibrated.app import BadRequest, CalibratedApp, body_of, burn_until, number  # noqa: E402
 
@@ -47,11 +47,20 @@ def test_table_is_markdown() -> None:
     assert table(["x", "y"], [[1, 2]]).splitlines() == ["| x | y |", "|---|---|", "| 1 | 2 |"]
 
 
-def test_steady_window_drops_warmup_and_the_partial_last_second() -> None:
+def test_steady_drops_warmup_and_the_partial_last_second() -> None:
     per_second = Counter({100: 5, 101: 50, 102: 60, 103: 70, 104: 3})
-    assert steady_window(per_second, skip=1) == (101, 104, 180)
+    assert steady(per_second, skip=1) == (101, 104)
     with pytest.raises(SystemExit):
-        steady_window(Counter({100: 1, 101: 1}), skip=1)
+        steady(Counter({100: 1, 101: 1}), skip=1)
+
+
+def test_common_window_is_where_both_generators_were_steady() -> None:
+    a = Side(None, None, Counter({s: 10 for s in range(100, 130)}))  # type: ignore[arg-type]
+    b = Side(None, None, Counter({s: 10 for s in range(104, 140)}))  # type: ignore[arg-type]
+    assert common_window({"a": a, "b": b}, skip=3) == (107, 129)
+    c = Side(None, None, Counter({s: 10 for s in range(126, 140)}))  # type: ignore[arg-type]
+    with pytest.raises(SystemExit, match="overlapped"):
+        common_window({"a": a, "c": c}, skip=3)
 
 
 def test_integrate_interpolates_cpu_at_window_edges_and_holds_rss() -> None:
