@@ -98,8 +98,9 @@ def replace_section(text: str, name: str, body: str) -> str:
     return f"{base}\n\n{block}\n"
 
 
-SECTION_ORDER = ("summary", "loadgen", "attribution", "attribution-docker", "analysis-scale",
-                 "target-overhead", "overhead-parts", "metering", "soak", "workers", "interrupts")
+SECTION_ORDER = ("summary", "loadgen", "loadgen-work", "attribution", "attribution-docker",
+                 "analysis-scale", "target-overhead", "overhead-parts", "metering", "soak",
+                 "workers", "interrupts")
 
 
 def order_sections(text: str) -> str:

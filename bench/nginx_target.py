@@ -1,5 +1,6 @@
 """Debian's nginx as a load-generation target: one worker on 127.0.0.1:PORT serving ``/cheap``
-(the sample target's ~100-byte JSON document, as a static file) and ``/health``.
+(the sample target's ~100-byte JSON document, as a static file), ``/health`` and ``/status``
+(``stub_status``: requests served so far).
 
     .venv/bin/python bench/nginx_target.py PORT DIR
 
@@ -40,6 +41,7 @@ http {{
         root {dir}/www;
         location = /cheap {{ try_files /cheap.json =404; }}
         location = /health {{ try_files /health.txt =404; }}
+        location = /status {{ stub_status; }}
     }}
 }}
 """

@@ -9,7 +9,9 @@
   ``pyroscope.configure`` variant, in probes holding 8 blocked threads as waitress does: idle
   side by side, then one thread busy (24 frames deep, holding the GIL) in interleaved rounds;
   what each profile got right (busy CPU under its tag, blocked threads counted as CPU); and
-  the tagging context manager per call, warm and cold (one call per 5 ms).
+  the tagging context manager per call, warm and cold (one call per 5 ms); and what an
+  in-process Python sampler would pay per sample before recording anything (a thread's
+  wake-up at 100 Hz, ``sys._current_frames()``, each thread's CPU clock and stack).
 
     .venv/bin/python bench/overhead_parts.py [--quick] [--rounds 5]   # section 4b
 """
@@ -361,7 +363,56 @@ def agent_costs(rounds: int, idle_s: float, busy_s: float
     return rows, tags
 
 
-def agent_text(rows: list[list[str]], tags: dict[str, float], rounds: int) -> str:
+def _tick_loop(kind: str, ticks: int, me: list[float]) -> None:
+    """One in-process sampler's loop without the sampling: ``ticks`` wake-ups at 100 Hz doing
+    ``kind``; its own thread CPU per tick (µs) goes to ``me``."""
+    import threading
+
+    idents = [t.ident for t in threading.enumerate() if t.ident != threading.get_ident()]
+    clocks = [time.pthread_getcpuclockid(i) for i in idents if i is not None]
+    began = time.thread_time_ns()
+    for _ in range(ticks):
+        time.sleep(0.01)
+        if kind != "wake":
+            frames = sys._current_frames()
+        if kind == "wake + frames + clocks":
+            for clock in clocks:
+                time.clock_gettime_ns(clock)
+            for frame in frames.values():  # the stacks: what a sample would record
+                while frame is not None:
+                    frame = frame.f_back
+    me.append((time.thread_time_ns() - began) / ticks / 1000)
+
+
+INPROCESS_KINDS = ("wake", "wake + frames", "wake + frames + clocks")
+
+
+def inprocess_tick_us(rounds: int, ticks: int = 200) -> dict[str, float]:
+    """What an in-process Python sampler would pay per sample here, with 8 blocked threads
+    beside it (median µs of thread CPU per tick, kinds interleaved): a thread's wake-up from
+    ``time.sleep``, plus ``sys._current_frames()``, plus each thread's CPU clock and stack."""
+    import threading
+
+    blocked = threading.Event()
+    sleepers = [threading.Thread(target=blocked.wait) for _ in range(PROBE_THREADS)]
+    for thread in sleepers:
+        thread.start()
+    got: dict[str, list[float]] = {kind: [] for kind in INPROCESS_KINDS}
+    try:
+        for r in range(rounds):
+            for kind in INPROCESS_KINDS[r % 3:] + INPROCESS_KINDS[: r % 3]:
+                loop = threading.Thread(target=_tick_loop, args=(kind, ticks, got[kind]))
+                loop.start()
+                loop.join()
+    finally:
+        blocked.set()
+        for thread in sleepers:
+            thread.join()
+    return {kind: median(values) for kind, values in got.items()}
+
+
+def agent_text(rows: list[list[str]], tags: dict[str, float], rounds: int,
+               ticks: dict[str, float]) -> str:
     header = ["`pyroscope.configure` (100 Hz)",
               f"agent threads' CPU, idle, {PROBE_THREADS} blocked threads (ms/s, side by side)",
               f"same, one thread busy with a 24-frame stack (ms/s, median of {rounds} "
@@ -372,7 +423,16 @@ def agent_text(rows: list[list[str]], tags: dict[str, float], rounds: int) -> st
             f"{tags['pyroscope.tag_wrapper warm']:.2f} µs warm, "
             f"{tags['pyroscope.tag_wrapper cold']:.1f} µs cold (one call per 5 ms); the "
             f"harness's `_ThreadTags` {tags['harness warm']:.2f} µs warm, "
-            f"{tags['harness cold']:.1f} µs cold.")
+            f"{tags['harness cold']:.1f} µs cold.\n"
+            "* why the harness does not sample in process instead (a Python thread reading "
+            "`sys._current_frames()` and each thread's CPU clock, tagging from a dict): its "
+            f"thread CPU per sample, {PROBE_THREADS} blocked threads beside it, median of "
+            f"{rounds} interleaved rounds: " + ", ".join(
+                f"{kind} {us:.0f} µs" for kind, us in ticks.items())
+            + f" = {ticks[INPROCESS_KINDS[-1]] / 10:.1f} ms/s at 100 Hz while idle, before "
+            "recording anything, against the agent's threads' idle cost in the table; and "
+            "unlike the agent, it needs the GIL for every sample, taking it from the thread "
+            "it samples.")
 
 
 def main() -> None:
@@ -385,8 +445,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     rounds, idle_s, busy_s = (2, 4.0, 1.5) if args.quick else (args.rounds, 10.0, 3.0)
+    ticks = inprocess_tick_us(rounds)
     rows, tags = agent_costs(rounds, idle_s, busy_s)
-    text = agent_text(rows, tags, rounds)
+    text = agent_text(rows, tags, rounds, ticks)
     print("\n" + text)
     write_section("overhead-parts", "4b. Overhead on targets: the Pyroscope agent by "
                   "configuration", text)

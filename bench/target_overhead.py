@@ -17,7 +17,8 @@ Loads, in turn:
 
 * ``GET /cheap`` at 300/s and at 100/s (a per-request cost weighs most on the cheapest call; a
   per-second cost such as the profiler's sampling weighs more at the lower rate);
-* the quickstart mix (``/cpu?ms=20`` : ``/big?kb=256`` : ``/cheap`` = 2 : 1 : 5) at 40/s.
+* the quickstart mix (``/cpu?ms=20`` : ``/big?kb=256`` : ``/cheap`` = 2 : 1 : 5) at 40/s;
+* A/A: ``/cheap`` at 300/s offered to two identical bare processes, the method's own noise.
 
 CPU per request = the process's own CPU clock (user + system, all threads: the profiler's
 included; nanosecond resolution) / requests it served (its ``/stats``), per window after a
@@ -61,12 +62,15 @@ from overhead_parts import (
 from harness.profiling import ProfileReceiver
 from harness.util import free_port
 
-VARIANTS = ("bare", "instrumented", "profiled", "profiled-20hz")
+VARIANTS = ("bare", "instrumented", "profiled", "profiled-20hz", "bare-again")
 SAMPLE_RATES = {"profiled": 100, "profiled-20hz": 20}  # Pyroscope agent samples per second
 LOAD_CPUS, TARGET_CPUS = cores()  # all targets share one core, the load generators the other
 GOAL = 1.03
 LOCUST = str(Path(PYTHON).with_name("locust"))
 MIX = "/cpu?ms=20:2,/big?kb=256:1,/cheap:5"
+
+
+AA_LOAD = "A/A: /cheap at 300/s, two bare processes"
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,10 @@ class Load:
 # The mix costs ~6 ms CPU per request: four variants at 40/s would need the whole shared core
 # (queues of seconds, windows cutting through hundreds of requests in flight), so the 20 Hz
 # contrast runs on the /cheap loads only.
-LOADS = (Load("/cheap at 300/s", "/cheap:1", 300),
-         Load("/cheap at 100/s", "/cheap:1", 100),
-         Load("quickstart mix at 40/s", MIX, 40, VARIANTS[:3]))  # fmt: skip
+LOADS = (Load("/cheap at 300/s", "/cheap:1", 300, VARIANTS[:4]),
+         Load("/cheap at 100/s", "/cheap:1", 100, VARIANTS[:4]),
+         Load("quickstart mix at 40/s", MIX, 40, VARIANTS[:3]),
+         Load(AA_LOAD, "/cheap:1", 300, ("bare", "bare-again")))  # fmt: skip
 
 
 def _generator(load: Load, url: str, seconds: float, log: Path) -> list[str]:
@@ -118,7 +123,7 @@ def targets_up(receiver: str, tmp: Path, turn: int) -> Iterator[dict[str, tuple[
                 env |= {"HARNESS_PYROSCOPE_URL": receiver,
                         "HARNESS_PYROSCOPE_SAMPLE_RATE": str(SAMPLE_RATES[variant])}
             argv = [PYTHON, str(BENCH / "sample_variant.py"),
-                    "bare" if variant == "bare" else "instrumented"]  # fmt: skip
+                    "bare" if variant.startswith("bare") else "instrumented"]  # fmt: skip
             proc = stack.enter_context(child(variant, argv, env, log=tmp / f"{variant}.log",
                                              cpus=TARGET_CPUS))
             out[variant] = (proc, f"http://127.0.0.1:{port}")
@@ -185,11 +190,14 @@ def summarize(results: dict[str, dict[str, list[float]]], rounds: int, windows: 
               seconds: float) -> str:
     rows = []
     for load, cpu in results.items():
+        if load == AA_LOAD:
+            continue
         mw = _ratios(cpu["instrumented"], cpu["bare"])
         prof = _ratios(cpu["profiled"], cpu["instrumented"])
         both = _ratios(cpu["profiled"], cpu["bare"])
         slow = _ratios(cpu["profiled-20hz"], cpu["instrumented"]) if cpu["profiled-20hz"] else []
-        rows.append([load, " / ".join(f"{median(cpu[v]):.0f}" if cpu[v] else "-" for v in VARIANTS),
+        rows.append([load, " / ".join(f"{median(cpu[v]):.0f}" if cpu[v] else "-"
+                                      for v in VARIANTS[:4]),
                      f"**{median(mw):.3f}** ({spread(mw)})", f"**{median(prof):.3f}** "
                      f"({spread(prof)})", f"{median(both):.3f}",
                      _verdict(median(mw)) + " / " + _verdict(median(prof)),
@@ -199,9 +207,12 @@ def summarize(results: dict[str, dict[str, list[float]]], rounds: int, windows: 
               "profiling at 100 Hz: profiled ÷ instrumented (range)", "both: profiled ÷ bare",
               f"goal <= {GOAL} (middleware / profiling)",
               "profiling at 20 Hz ÷ instrumented (range)"]  # fmt: skip
+    aa = _ratios(results[AA_LOAD]["bare-again"], results[AA_LOAD]["bare"])
     return (f"{rounds} rounds x {windows} windows of {seconds:g} s per load; the variants "
             "run side by side under the same load at the same time; ratios per window, "
-            "medians over all windows (range in brackets).\n\n" + table(header, rows))
+            "medians over all windows (range in brackets).\n\n" + table(header, rows)
+            + f"\n\nThe method's own noise (A/A): two identical bare processes side by side "
+            f"under /cheap at 300/s, second ÷ first: **{median(aa):.3f}** ({spread(aa)}).")
 
 
 def _verdict(ratio: float) -> str:
