@@ -45,7 +45,10 @@ class PartWriter:
             return
         path = self.dir / f"{self.prefix}part-{self._next:06d}.parquet"
         tmp = path.with_suffix(".tmp")
-        pq.write_table(table, tmp, compression="zstd")
+        # Parts are rewritten by compact(): no statistics or dictionaries here, which cost ~0.8
+        # of the ~2.5 ms a part takes to write, whatever its size (and make it no smaller).
+        pq.write_table(table, tmp, compression="zstd", write_statistics=False,
+                       use_dictionary=False)  # fmt: skip
         tmp.replace(path)
         self._next += 1
         self.rows_written += table.num_rows
