@@ -348,8 +348,9 @@ def summarize(outcomes: dict[str, Outcome], setup: Setup, rounds: int) -> str:
             "the generators' capacity, Locust's CPU per request ÷ the harness's (a generator "
             "with a core to itself serves 1 / CPU per request); req/s here are lower than "
             "alone, since each generator shares its core with its target. The A/A rows pair "
-            "two bare Locusts the same way: the method's own noise. Ratios are medians of "
-            "per-round ratios.\n\n" + table(header, rows))
+            "two bare Locusts the same way: the method's own noise; when it is as large as the "
+            "gap, section 1b (instructions per request, `loadgen_work.py`) decides. Ratios "
+            "are medians of per-round ratios.\n\n" + table(header, rows))
 
 
 def main() -> None:

@@ -235,7 +235,7 @@ def main() -> None:
     per_request = {load.name: {"rate": float(load.rate),
                                "bare": median(results[load.name]["bare"]),
                                "instrumented": median(results[load.name]["instrumented"])}
-                   for load in LOADS}  # fmt: skip
+                   for load in LOADS if load.name != AA_LOAD}  # fmt: skip
     text = summarize(results, rounds, windows, seconds) + (
         "\n\nWhere the overhead comes from (measured apart, see `bench/overhead_parts.py`):\n\n"
         + parts_text(mw, idle, by_rate, per_request))

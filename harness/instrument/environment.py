@@ -23,7 +23,7 @@ Measured on the shared 2-core VM, side by side (``bench/overhead_parts.py``, RES
   idle: it reads every thread's stack) and counts blocked threads as CPU;
   ``ProfilerImplementation.Stack`` (in-process reads: 9 ms/s busy) drops every thread tag.
 * Sampling in process instead is dearer here: a Python thread waking 100 times a second
-  costs ~75 µs of CPU per wake-up on this VM before it reads a frame (RESULTS.md 4b), and it
+  costs 56-75 µs of CPU per wake-up on this VM before it reads a frame (RESULTS.md 4b), and it
   must take the GIL from the thread it samples. A prototype (per-thread CPU clock deltas
   charged to the current stack, endpoint tags in a dict) measured 11.9 ms/s idle against the
   agent's 5.9 side by side, and made a busy thread's CPU per unit of work 1.41x (the agent
