@@ -61,7 +61,8 @@ def _array(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
     """``pa.array(values, type=kind)``, without converting value by value a column that holds
     one value throughout (most of a request batch: method, status, phase, variant, replica,
     sizes, and every telemetry column a target does not send). Converting a Python value costs
-    Arrow ~150-300 instructions; ``list.count`` compares by identity first, a few per value."""
+    Arrow ~150-300 instructions; ``list.count`` compares by identity first, a few per value.
+    A NaN never equals itself, so a column of NaNs takes the general path."""
     if values and isinstance(values, list):
         first = values[0]
         if values.count(first) == len(values) and (first is None or first == first):
