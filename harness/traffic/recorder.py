@@ -41,7 +41,9 @@ class Recorder:
 
     def __init__(self, path: Path, clock: PhaseClock, variant: str, prefix: str = "",
                  sink: Sink | None = None) -> None:
-        self.writer = PartWriter(path, REQUEST_SCHEMA, prefix)
+        # A remote worker ships its batches (``sink``): no Parquet parts, and no directory for
+        # them left in whatever directory it was started from.
+        self.writer = PartWriter(path, REQUEST_SCHEMA, prefix) if sink is None else None
         self.clock = clock
         self.variant = variant
         self.sink = sink
@@ -82,7 +84,7 @@ class Recorder:
             return
         if self.sink is not None:
             self.sink(rows)
-        else:
+        elif self.writer is not None:
             self.writer.write(_columns(rows, self.variant))
         self.total += len(rows)
         self.errors += sum(row[5] is not None for row in rows)
@@ -93,8 +95,9 @@ class Recorder:
         self._rows.extend(tuple(r) for r in rows)
 
     def close(self) -> int:
+        """Flush, then compact the parts: the rows written (shipped, for a remote worker)."""
         self.flush()
-        return self.writer.close()
+        return self.total if self.writer is None else self.writer.close()
 
 
 def _columns(rows: list[_Row], variant: str) -> dict[str, list[Any]]:

@@ -61,3 +61,14 @@ def test_malformed_and_missing_telemetry_in_one_batch(tmp_path: Path) -> None:
     assert table["external"] == [None, None, None, None, "pay=2"]
     assert table["external_calls"] == [None, None, None, None, 2]
     assert table["bytes_out"] == [7] * 5
+
+
+def test_a_shipping_recorder_leaves_no_parts_behind(tmp_path: Path) -> None:
+    shipped: list[list[object]] = []
+    rec = Recorder(tmp_path / "requests.parquet", PhaseClock(), "v", sink=shipped.append)
+    headers = Headers()
+    headers["Server-Timing"] = "cpu;dur=2"
+    rec.on_request(**_event(SimpleNamespace(headers=headers, status_code=200)))
+    assert rec.close() == 1
+    assert len(shipped) == 1 and len(shipped[0]) == 1
+    assert list(tmp_path.iterdir()) == []  # a remote worker writes nothing where it runs
