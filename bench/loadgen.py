@@ -42,6 +42,7 @@ import recording
 from benchlib import (
     BENCH,
     HARNESS,
+    LOCUST,
     PYTHON,
     child,
     cores,
@@ -61,7 +62,6 @@ GOAL = 0.95
 LOAD_CPUS, TARGET_CPUS = cores()  # generators on one core, targets on another, every run
 GENERATORS = ("harness", "locust", "wrk")
 HARNESS_START_S = 6  # Locust runs this much longer: the harness starts its target first
-LOCUST = str(Path(PYTHON).with_name("locust"))
 SCENARIO = """name: loadgen-{target}
 target:
   services:
@@ -171,15 +171,15 @@ def measured(side: Side, first: int, end: int) -> Measured:
                     side.target.cpu_between(first, end) * per_request)  # fmt: skip
 
 
-def start_harness(target: Target, setup: Setup, tmp: Path, index: int, cpus: set[int]
-                  ) -> tuple[subprocess.Popen[bytes], Side, Path]:
+def start_harness(stack: ExitStack, target: Target, setup: Setup, tmp: Path, index: int,
+                  cpus: set[int]) -> tuple[subprocess.Popen[bytes], Side, Path]:
     """``harness run`` on ``cpus``; the target it starts is kept there too."""
     scenario = tmp / f"loadgen-{target.name}-{index}.yaml"
     scenario.write_text(SCENARIO.format(target=target.name, command=target.command,
                                         users=setup.users, warmup=setup.warmup,
                                         duration=setup.duration), encoding="utf-8")  # fmt: skip
     run_dir = tmp / f"run-{target.name}-{index}"
-    popen = _start([HARNESS, "run", str(scenario), "--output", str(run_dir)], cpus,
+    popen = _start(stack, [HARNESS, "run", str(scenario), "--output", str(run_dir)], cpus,
                    tmp / f"harness-{index}.log")  # fmt: skip
     return popen, Side(CpuProbe(popen.pid), CpuProbe(popen.pid, "below", cpus)), run_dir
 
@@ -190,13 +190,13 @@ def harness_per_second(run_dir: Path) -> Counter[int]:
     return Counter(ends.astype(np.int64).tolist())
 
 
-def start_locust(url: str, seconds: int, setup: Setup, stem: Path, cpus: set[int]
-                 ) -> subprocess.Popen[bytes]:
+def start_locust(stack: ExitStack, url: str, seconds: int, setup: Setup, stem: Path,
+                 cpus: set[int]) -> subprocess.Popen[bytes]:
     users = str(setup.users)
     argv = [LOCUST, "-f", str(BENCH / "locustfile_bare.py"), "--headless", "--only-summary",
             "-u", users, "-r", users, "-t", f"{seconds}s", "--host", url, "--json-file",
             str(stem), "--loglevel", "WARNING"]  # fmt: skip
-    return _start(argv, cpus, stem.with_suffix(".log"))
+    return _start(stack, argv, cpus, stem.with_suffix(".log"))
 
 
 def locust_per_second(stem: Path) -> Counter[int]:
@@ -207,19 +207,25 @@ def locust_per_second(stem: Path) -> Counter[int]:
     return per_second
 
 
-def _start(argv: list[str], cpus: set[int], log: Path) -> subprocess.Popen[bytes]:
+def _start(stack: ExitStack, argv: list[str], cpus: set[int], log: Path
+           ) -> subprocess.Popen[bytes]:
+    """``argv`` on ``cpus``, terminated when ``stack`` closes if it is still running (an
+    error or a signal in the middle of a pair stops both generators)."""
     with log.open("wb") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=pin(cpus))  # fmt: skip
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                 preexec_fn=pin(cpus))  # fmt: skip
+    stack.callback(_terminate, popen)
+    return popen
+
+
+def _terminate(popen: subprocess.Popen[bytes]) -> None:
+    if popen.poll() is None:
+        popen.terminate()  # the harness tears its stack down on SIGTERM
+        popen.wait()
 
 
 def _finish(popen: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    try:
-        code = popen.wait(timeout=300)
-    except BaseException:
-        popen.terminate()  # the harness tears its stack down on SIGTERM
-        popen.wait()
-        raise
+    code = popen.wait(timeout=300)
     if code not in (0, 1):  # locust exits 1 when some requests failed
         raise SystemExit(f"{what} failed ({code}):\n{log.read_text(errors='replace')[-3000:]}")
 
@@ -246,22 +252,20 @@ def run_pair(target: Target, setup: Setup, tmp: Path, index: int, harness_cpus: 
         for name, cpus in locusts:
             proc, url = targets[name]
             stem = tmp / f"{name}-{index}"
-            popen = start_locust(url, seconds, setup, stem, cpus)
+            popen = start_locust(stack, url, seconds, setup, stem, cpus)
             sides[name] = Side(CpuProbe(popen.pid), CpuProbe(proc.pid, "tree"))
             runs.append((name, popen, stem))
         if not aa:
-            popen, sides["harness"], run_dir = start_harness(target, setup, tmp, index,
+            popen, sides["harness"], run_dir = start_harness(stack, target, setup, tmp, index,
                                                              harness_cpus)  # fmt: skip
-        try:
-            for name, locust, stem in runs:
-                _finish(locust, name, stem.with_suffix(".log"))
-                sides[name].per_second = locust_per_second(stem)
-            if not aa:
-                _finish(popen, "harness run", tmp / f"harness-{index}.log")
-                sides["harness"].per_second = harness_per_second(run_dir)
-        finally:
-            for side in sides.values():
-                side.stop()
+        for side in sides.values():
+            stack.callback(side.stop)
+        for name, locust, stem in runs:
+            _finish(locust, name, stem.with_suffix(".log"))
+            sides[name].per_second = locust_per_second(stem)
+        if not aa:
+            _finish(popen, "harness run", tmp / f"harness-{index}.log")
+            sides["harness"].per_second = harness_per_second(run_dir)
         first, end = common_window(sides, setup.warmup)
         return {name: measured(side, first, end) for name, side in sides.items()}
 

@@ -41,6 +41,7 @@ import psutil
 from benchlib import (
     BENCH,
     HARNESS,
+    LOCUST,
     PYTHON,
     child,
     cores,
@@ -56,7 +57,6 @@ from harness.util import free_port
 GOAL = 0.95
 USERS = 10
 LOAD_CPUS, TARGET_CPUS = cores()
-LOCUST = str(Path(PYTHON).with_name("locust"))
 VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--vgdb=yes"]
 SCENARIO = """name: loadgen-work
 target:
@@ -89,8 +89,8 @@ class SlowUser(FastHttpUser):  # bench/locustfile_bare.py with think time
 
 
 def served(port: int) -> int:
-    """Requests nginx has served so far (``stub_status``; the status reads themselves are
-    counted too, one per call, and cancel out over a window)."""
+    """Requests nginx has served so far (``stub_status``; it counts the status reads too:
+    one of them falls inside a window of thousands of requests)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=10) as answer:
         text = answer.read().decode()
     found = re.search(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s*$", text, re.MULTILINE)

@@ -363,9 +363,9 @@ def agent_costs(rounds: int, idle_s: float, busy_s: float
     return rows, tags
 
 
-def _tick_loop(kind: str, ticks: int, me: list[float]) -> None:
+def _tick_loop(kind: str, ticks: int, out: list[float]) -> None:
     """One in-process sampler's loop without the sampling: ``ticks`` wake-ups at 100 Hz doing
-    ``kind``; its own thread CPU per tick (µs) goes to ``me``."""
+    ``kind``; its own thread CPU per tick (µs) is appended to ``out``."""
     import threading
 
     idents = [t.ident for t in threading.enumerate() if t.ident != threading.get_ident()]
@@ -381,7 +381,7 @@ def _tick_loop(kind: str, ticks: int, me: list[float]) -> None:
             for frame in frames.values():  # the stacks: what a sample would record
                 while frame is not None:
                     frame = frame.f_back
-    me.append((time.thread_time_ns() - began) / ticks / 1000)
+    out.append((time.thread_time_ns() - began) / ticks / 1000)
 
 
 INPROCESS_KINDS = ("wake", "wake + frames", "wake + frames + clocks")

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from benchlib import (
     BENCH,
+    LOCUST,
     PYTHON,
     Child,
     child,
@@ -63,10 +64,10 @@ from harness.profiling import ProfileReceiver
 from harness.util import free_port
 
 VARIANTS = ("bare", "instrumented", "profiled", "profiled-20hz", "bare-again")
+COMPARED = VARIANTS[:4]  # all but the A/A load's second bare process
 SAMPLE_RATES = {"profiled": 100, "profiled-20hz": 20}  # Pyroscope agent samples per second
 LOAD_CPUS, TARGET_CPUS = cores()  # all targets share one core, the load generators the other
 GOAL = 1.03
-LOCUST = str(Path(PYTHON).with_name("locust"))
 MIX = "/cpu?ms=20:2,/big?kb=256:1,/cheap:5"
 
 
@@ -84,8 +85,8 @@ class Load:
 # The mix costs ~6 ms CPU per request: four variants at 40/s would need the whole shared core
 # (queues of seconds, windows cutting through hundreds of requests in flight), so the 20 Hz
 # contrast runs on the /cheap loads only.
-LOADS = (Load("/cheap at 300/s", "/cheap:1", 300, VARIANTS[:4]),
-         Load("/cheap at 100/s", "/cheap:1", 100, VARIANTS[:4]),
+LOADS = (Load("/cheap at 300/s", "/cheap:1", 300, COMPARED),
+         Load("/cheap at 100/s", "/cheap:1", 100, COMPARED),
          Load("quickstart mix at 40/s", MIX, 40, VARIANTS[:3]),
          Load(AA_LOAD, "/cheap:1", 300, ("bare", "bare-again")))  # fmt: skip
 
@@ -197,7 +198,7 @@ def summarize(results: dict[str, dict[str, list[float]]], rounds: int, windows: 
         both = _ratios(cpu["profiled"], cpu["bare"])
         slow = _ratios(cpu["profiled-20hz"], cpu["instrumented"]) if cpu["profiled-20hz"] else []
         rows.append([load, " / ".join(f"{median(cpu[v]):.0f}" if cpu[v] else "-"
-                                      for v in VARIANTS[:4]),
+                                      for v in COMPARED),
                      f"**{median(mw):.3f}** ({spread(mw)})", f"**{median(prof):.3f}** "
                      f"({spread(prof)})", f"{median(both):.3f}",
                      _verdict(median(mw)) + " / " + _verdict(median(prof)),

@@ -23,11 +23,11 @@ Measured on the shared 2-core VM, side by side (``bench/overhead_parts.py``, RES
   idle: it reads every thread's stack) and counts blocked threads as CPU;
   ``ProfilerImplementation.Stack`` (in-process reads: 9 ms/s busy) drops every thread tag.
 * Sampling in process instead is dearer here: a Python thread waking 100 times a second
-  costs 56-75 µs of CPU per wake-up on this VM before it reads a frame (RESULTS.md 4b), and it
+  costs ~56 µs of CPU per wake-up on this VM, ~96 µs once it reads the frames and each
+  thread's CPU clock, against ~62 µs for the agent's whole idle sample (RESULTS.md 4b); and it
   must take the GIL from the thread it samples. A prototype (per-thread CPU clock deltas
-  charged to the current stack, endpoint tags in a dict) measured 11.9 ms/s idle against the
-  agent's 5.9 side by side, and made a busy thread's CPU per unit of work 1.41x (the agent
-  1.09x); it was dropped.
+  charged to the current stack, endpoint tags in a dict; not kept) measured 11.9 ms/s idle
+  against the agent's 5.9 side by side in a quick 2-round probe run.
 * Kept: ``gil_only=True`` (only the GIL holder is sampled, so blocked threads never show as
   CPU), ``oncpu=True`` (the default), 100 Hz unless ``HARNESS_PYROSCOPE_SAMPLE_RATE`` says
   otherwise. The split stays right: ``tests/integration/test_receiver.py`` runs this

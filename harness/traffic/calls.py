@@ -24,10 +24,10 @@ def make_call(scenario: Scenario, rng: random.Random) -> Call:
     """The function a user runs per request (``user.client`` is Locust's FastHttpSession)."""
     pick = _picker(list(scenario.requests), rng)
     lifetime = scenario.traffic.connection_lifetime
-    # The endpoint's name reaches the target only when its profiles are tagged with it: an
-    # extra header costs the load generator ~3 µs per request (geventhttpclient checks and
-    # folds every header) and the target its parsing.
-    tag = scenario.profiling.enabled or scenario.profiling.server is not None
+    # The endpoint's name reaches the target only when the run profiles it (the targets get
+    # a profiler only then, see Run._start_profiling): an extra header costs the load
+    # generator ~3 µs per request (geventhttpclient checks and folds every header).
+    tag = scenario.profiling.enabled
     # Requests without params or tenant are the same every time: built once, not per call.
     fixed = {id(spec): _parts(spec, rng, tag) for spec in scenario.requests
              if not spec.params and spec.tenant is None}
