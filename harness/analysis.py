@@ -58,7 +58,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     for e in summary.get("endpoints", []):
         cost = e.get("cost_per_call_usd")
         table.add_row(str(e["name"]), f"{e['calls']:,}", str(e["errors"]), num(e.get("p95_ms")),
-                      num(e.get("cpu_ms_per_call")), num(e.get("bytes_out_per_call")), usd(cost),
+                      _cpu_cell(e), num(e.get("bytes_out_per_call")), usd(cost),
                       f"{(cost or 0) * 1e6:,.2f}")
     total = summary.get("cost_per_call_usd")
     table.add_row("all", f"{summary.get('requests', 0):,}", str(summary.get("errors", 0)),
@@ -70,3 +70,32 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary.get("asked_rps"):
         rate += f" (asked {num(summary.get('asked_rps'))} req/s)"
     console.print(rate, highlight=False)
+    for line in blackbox_lines(summary):
+        console.print(line, highlight=False)
+
+
+def _cpu_cell(endpoint: dict[str, Any]) -> str:
+    """CPU ms per call; a fitted one is marked ``~`` with its 95 % interval."""
+    from harness.report.render import num
+
+    value, ci = endpoint.get("cpu_ms_per_call"), endpoint.get("cpu_ms_ci95")
+    if endpoint.get("cpu_ms_source") != "regression" or not ci:
+        return num(value)
+    return f"~{num(value)} [{num(ci[0])}–{num(ci[1])}]"
+
+
+def blackbox_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per black-box fit: how CPU per call was fitted, or why it was not."""
+    from harness.report.render import num
+
+    lines = []
+    for fit in summary.get("blackbox") or []:
+        where = f"{fit['service']} ({fit['phase']})"
+        if fit.get("usable"):
+            lines.append(f"~ CPU per call of {where} fitted by regression over {fit['windows']} "
+                         f"windows of {fit['window_s']:g} s (R² {num(fit.get('r2'))}); "
+                         "[95 % interval]")
+        else:
+            lines.append(f"! CPU per call of {where} not fitted: {fit.get('warning')}; its CPU "
+                         "is split evenly over its calls")
+    return lines

@@ -54,6 +54,7 @@ __all__ = [
     "RequestSpec",
     "Scenario",
     "Service",
+    "MixDesign",
     "Stage",
     "Target",
     "Traffic",
@@ -188,6 +189,18 @@ class Stage(StrictModel):
     rate: Positive | None = None
 
 
+class MixDesign(StrictModel):
+    """How ``mix: designed`` varies the traffic so per-endpoint cost can be fitted black-box:
+    every ``window`` the endpoint weights are multiplied by log-uniform factors in
+    [1/spread, spread] and (open model) the rate by 1-rate_swing, 1 or 1+rate_swing, drawn per
+    window from ``seed`` (the same in every load-generator process)."""
+
+    window: PositiveDuration = 3.0
+    spread: Annotated[float, Field(ge=1.0, le=100.0)] = 4.0
+    rate_swing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+    seed: int = 1
+
+
 class Traffic(StrictModel):
     """How load is offered. Closed model: ``users`` loop with think time; open model:
     ``rate`` arrivals per second whatever the latency. With ``stages``, ``users``/``rate`` is the
@@ -210,6 +223,11 @@ class Traffic(StrictModel):
     # Load-generator processes: 1 runs Locust in the harness process; N > 1 (or "auto", one
     # per core) runs N local workers on Locust's master/worker engine.
     workers: Count | Literal["auto"] = 1
+    # Endpoint weights: as given (weighted), varied per window so per-endpoint cost can be
+    # fitted from metered usage (designed), or designed once the entry is seen to send no CPU
+    # telemetry (auto; docs/blackbox.md).
+    mix: Literal["auto", "weighted", "designed"] = "auto"
+    design: MixDesign = Field(default_factory=MixDesign)
 
     @property
     def worker_count(self) -> int:

@@ -4,7 +4,10 @@ Latency percentiles are exact (numpy, linear interpolation) over ``latency_ms`` 
 requests. Costs are in the price book's currency (``currency``) despite the ``_usd`` suffixes.
 "Full" cost per call includes the share of unattributed cost spread by weight; "direct" does
 not. Counters per call are sums over all calls (null when no request reported the counter);
-``cpu_ms_per_call`` is the mean over the requests that reported CPU.
+``cpu_ms_per_call`` is the mean over the requests that reported CPU or, for an endpoint that
+reported none, its CPU per call fitted from metered usage (``cpu_ms_source`` says which:
+``server-timing`` | ``regression``; ``cpu_ms_ci95`` is the fit's 95 % interval). ``blackbox``
+lists every fit with its diagnostics and, where it was not used, why.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.artifacts import SUMMARY
+from harness.cost.blackbox import FITTED_CALLS, HIGH, LOW, REGRESSION_WEIGHT
 from harness.cost.bootstrap import ci_by
 from harness.cost.breakdown import per_call, request_costs
 from harness.cost.ledger import CATEGORIES, UNATTRIBUTED, Ledger, write_atomic
@@ -45,11 +49,25 @@ def _ci(value: tuple[float, float] | None) -> list[float] | None:
     return list(value) if value is not None else None
 
 
-def _counters(row: pd.Series) -> dict[str, float | None]:
+def _cpu(row: pd.Series) -> dict[str, Any]:
+    """CPU per call: measured (Server-Timing), else fitted by regression, with its source."""
+    measured = _ratio(row["cpu_ms"], row["cpu_ms_n"])
+    if measured is not None:
+        return {"cpu_ms_per_call": measured, "cpu_ms_source": "server-timing",
+                "cpu_ms_ci95": None}
+    fitted = row.get(FITTED_CALLS, 0.0)
+    if fitted > 0:
+        return {"cpu_ms_per_call": row[REGRESSION_WEIGHT] / fitted,
+                "cpu_ms_source": "regression",
+                "cpu_ms_ci95": [row[LOW] / fitted, row[HIGH] / fitted]}
+    return {"cpu_ms_per_call": None, "cpu_ms_source": None, "cpu_ms_ci95": None}
+
+
+def _counters(row: pd.Series) -> dict[str, Any]:
     """Per-call telemetry of one aggregated row (sums and ``_n`` counts)."""
     calls = float(row["calls"])
-    out: dict[str, float | None] = {
-        "cpu_ms_per_call": _ratio(row["cpu_ms"], row["cpu_ms_n"]),
+    out: dict[str, Any] = {
+        **_cpu(row),
         "bytes_out_per_call": _ratio(row["bytes_out"], calls) if row["bytes_out_n"] else None,
     }
     for name in COUNTERS[2:]:
@@ -210,6 +228,7 @@ def build_summary(run: RunData, ledger: Ledger) -> dict[str, Any]:
         "phases": _phases(run, costs),
         "notes": list(run.notes),
         "profiles": profile_check(ledger.inputs.groups, run.run_dir / "profiles"),
+        "blackbox": [fit.describe() for fit in ledger.inputs.fits.values()],
     }
     return summary
 

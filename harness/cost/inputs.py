@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.artifacts import PhaseWindow
+from harness.cost.blackbox import Fits, add_regression_weights, fit_run, unmeasured
 from harness.cost.metering import Metering, meter
 from harness.cost.profiles import add_profile_weights
 from harness.cost.quantities import (
@@ -36,6 +37,7 @@ class LedgerInputs:
     granularity_ms: float
     calls: float
     duration_s: float
+    fits: Fits  # black-box fits of the (service, phase) pairs that reported no CPU
 
 
 def prepare_inputs(run: RunData, granularity_ms: float) -> LedgerInputs:
@@ -46,6 +48,10 @@ def prepare_inputs(run: RunData, granularity_ms: float) -> LedgerInputs:
     context = QuantityContext(t0, granularity_ms, replica_services(run.usage), entry)
     requests = add_profile_weights(aggregate_requests(run.priced_batches(), context),
                                    run.run_dir / "profiles")
+    fits = fit_run(run.priced_batches(), run.usage, run.priced_windows,
+                   run.manifest.traffic.get("design") or {}, context.replica_service, entry,
+                   unmeasured(requests))
+    requests = add_regression_weights(requests, fits)
     keys = [*GROUP_KEYS, "service"]
     sums = [c for c in requests.columns if c not in (*keys, "sec")]
     groups = (
@@ -69,4 +75,5 @@ def prepare_inputs(run: RunData, granularity_ms: float) -> LedgerInputs:
         granularity_ms=granularity_ms,
         calls=float(requests["calls"].sum()),
         duration_s=run.duration_s,
+        fits=fits,
     )

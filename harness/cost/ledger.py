@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from harness.artifacts import PhaseWindow
 from harness.cost.attribution import Allocation, allocate
 from harness.cost.billing import build_charges, monthly_calls
+from harness.cost.blackbox import HIGH, LOW, REGRESSION_WEIGHT
 from harness.cost.charges import PricingContext
 from harness.cost.inputs import LedgerInputs, prepare_inputs
 from harness.cost.pricebook import PriceBook
@@ -50,7 +51,7 @@ COLUMNS = (
     "PricingUnit", "ListUnitPrice", "ListCost", "BilledCost", "EffectiveCost", "Tags",
     "x_Endpoint", "x_Phase", "x_Variant", "x_Tenant", "x_RequestCount", "x_CostPerRequest",
     "x_AttributionMethod", "x_PriceBook", "x_PriceKey", "x_CostCategory", "x_FullCost",
-    "x_BillingModel",
+    "x_BillingModel", "x_AttributionBasis", "x_CostPerRequestLow", "x_CostPerRequestHigh",
 )  # fmt: skip
 
 
@@ -110,6 +111,8 @@ def _attributed(alloc: Allocation, inputs: LedgerInputs) -> dict[str, object]:
     share = rows[alloc.weight].to_numpy(float) / alloc.total_weight
     calls = rows["calls"].to_numpy(float)
     effective = alloc.attributed * share
+    per_request = np.divide(effective, calls, out=np.full(len(calls), np.nan), where=calls > 0)
+    low, high = _interval(alloc, rows, per_request)
     return {
         "x_Endpoint": rows["endpoint"].astype(object).to_numpy(),
         "x_Phase": rows["phase"].astype(object).to_numpy(),
@@ -119,12 +122,25 @@ def _attributed(alloc: Allocation, inputs: LedgerInputs) -> dict[str, object]:
         "ConsumedQuantity": alloc.charge.quantity * alloc.fraction * share,
         "EffectiveCost": effective,
         "x_FullCost": alloc.cost * share,
-        "x_CostPerRequest": np.divide(
-            effective, calls, out=np.full(len(calls), np.nan), where=calls > 0
-        ),
+        "x_CostPerRequest": per_request,
         "x_AttributionMethod": alloc.method,
         "x_CostCategory": alloc.charge.category,
+        "x_AttributionBasis": alloc.basis,
+        "x_CostPerRequestLow": low,
+        "x_CostPerRequestHigh": high,
     }
+
+
+def _interval(alloc: Allocation, rows: pd.DataFrame,
+              per_request: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """95 % interval of the cost per request where it was estimated (NaN where measured)."""
+    nan = np.full(len(per_request), np.nan)
+    if alloc.weight != REGRESSION_WEIGHT:
+        return nan, nan
+    weight = rows[REGRESSION_WEIGHT].to_numpy(float)
+    low = np.divide(rows[LOW].to_numpy(float), weight, out=nan.copy(), where=weight > 0)
+    high = np.divide(rows[HIGH].to_numpy(float), weight, out=nan.copy(), where=weight > 0)
+    return per_request * low, per_request * high
 
 
 def _unattributed(alloc: Allocation) -> dict[str, object]:
@@ -140,6 +156,8 @@ def _unattributed(alloc: Allocation) -> dict[str, object]:
         "x_CostPerRequest": np.array([np.nan]),
         "x_AttributionMethod": "unattributed (idle, GC, background, health checks)",
         "x_CostCategory": UNATTRIBUTED,
+        "x_AttributionBasis": UNATTRIBUTED,
+        "x_CostPerRequestLow": np.array([np.nan]), "x_CostPerRequestHigh": np.array([np.nan]),
     }  # fmt: skip
 
 
@@ -154,7 +172,7 @@ def _assemble(parts: list[dict[str, object]]) -> pd.DataFrame:
     frame = pd.DataFrame({name: np.concatenate(arrays) for name, arrays in columns.items()})
     for name in ("ChargePeriodStart", "ChargePeriodEnd"):
         frame[name] = pd.to_datetime(frame[name].astype(float), unit="s", utc=True)
-    for name in ("ListUnitPrice",):
+    for name in ("ListUnitPrice", "x_CostPerRequestLow", "x_CostPerRequestHigh"):
         frame[name] = frame[name].astype(float)
     return frame
 

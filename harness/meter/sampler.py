@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from harness.meter.base import Meter, UsageSample
 from harness.parts import PartWriter
 from harness.traffic.recorder import PhaseClock
 
-FLUSH_EVERY = 5  # samples per Parquet part
+FLUSH_S = 5.0  # seconds of samples per Parquet part
 
 
 class Sampler:
@@ -33,13 +34,13 @@ class Sampler:
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
-        count = 0
+        flushed = time.monotonic()
         while True:
-            gevent.sleep(self.interval)
+            gevent.sleep(self.interval)  # read each time: a run may sample faster mid-way
             self.sample_now()
-            count += 1
-            if count % FLUSH_EVERY == 0:
+            if time.monotonic() - flushed >= FLUSH_S:
                 self.flush()
+                flushed = time.monotonic()
 
     def sample_now(self) -> None:
         self.latest = self.meter.sample()

@@ -14,15 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.traffic.design import MixDesign
+
 if TYPE_CHECKING:
     from harness.scenario import RequestSpec, Scenario
 
 Call = Callable[[Any, "float | None"], None]  # (Locust user, lateness in ms or None)
 
 
-def make_call(scenario: Scenario, rng: random.Random) -> Call:
-    """The function a user runs per request (``user.client`` is Locust's FastHttpSession)."""
-    pick = _picker(list(scenario.requests), rng)
+def make_call(scenario: Scenario, rng: random.Random, design: MixDesign | None = None) -> Call:
+    """The function a user runs per request (``user.client`` is Locust's FastHttpSession);
+    endpoints are picked by the weights ``design`` has in force (default: the scenario's)."""
+    specs = list(scenario.requests)
+    if design is None:
+        design = MixDesign.of(scenario.traffic, [s.weight for s in specs])
+    pick = _picker(specs, rng, design)
     lifetime = scenario.traffic.connection_lifetime
     # The endpoint's name reaches the target only when the run profiles it (the targets get
     # a profiler only then, see Run._start_profiling): an extra header costs the load
@@ -45,12 +51,18 @@ def make_call(scenario: Scenario, rng: random.Random) -> Call:
     return call
 
 
-def _picker(specs: list[RequestSpec], rng: random.Random) -> Callable[[], RequestSpec]:
-    cum = list(itertools.accumulate(s.weight for s in specs))
-    total = cum[-1]
+def _picker(specs: list[RequestSpec], rng: random.Random,
+            design: MixDesign) -> Callable[[], RequestSpec]:
+    if len(specs) == 1:
+        return lambda: specs[0]
+    if design.mode == "weighted":  # fixed weights: no clock read per call
+        cum = list(itertools.accumulate(s.weight for s in specs))
+        total = cum[-1]
+        return lambda: specs[bisect.bisect_right(cum, rng.random() * total)]
 
     def pick() -> RequestSpec:
-        return specs[bisect.bisect_right(cum, rng.random() * total)] if len(specs) > 1 else specs[0]
+        cum = design.cumulative(time.time())
+        return specs[bisect.bisect_right(cum, rng.random() * cum[-1])]
 
     return pick
 

@@ -16,6 +16,7 @@ from locust.env import Environment
 
 from harness.errors import RunFailed
 from harness.stack.process import ChildProcess
+from harness.traffic.design import MixDesign
 from harness.traffic.heap import settle_heap
 from harness.traffic.recorder import PhaseClock, Recorder
 from harness.traffic.schedule import Level, Schedule
@@ -37,6 +38,9 @@ class DistributedTraffic:
         self.scenario, self.host, self.clock, self.run_dir = scenario, host, clock, run_dir
         self.recorder = recorder
         self.schedule = Schedule(scenario.traffic)
+        # The workers play the same design (same seed, same Unix-time windows); ``auto`` does
+        # not switch on here: the master does not see responses before the workers ship them.
+        self.design = MixDesign.of(scenario.traffic, [r.weight for r in scenario.requests])
         self.expected = local + remote
         dummy = (Dispatcher(lambda t: 0.0, "constant", 0)
                  if self.schedule.open and scenario.locustfile is None else None)
@@ -147,14 +151,17 @@ class DistributedTraffic:
     def asked_rps(self, start: float, end: float) -> float | None:
         if not self.schedule.open or end <= start or self.t0 is None:
             return None
-        return self.schedule.asked_arrivals(start - self.t0, end - self.t0) / (end - start)
+        t0 = self.t0
+        arrivals = self.schedule.asked_arrivals(
+            start - t0, end - t0, factor=lambda t: self.design.rate_factor(t0 + t))
+        return arrivals / (end - start)
 
     def counts(self) -> tuple[int, int]:
         total = self.env.stats.total
         return int(total.num_requests), int(total.num_failures)
 
     def stats(self) -> dict[str, Any]:
-        return {"workers": self.expected,
+        return {"design": self.design.describe(), "workers": self.expected,
                 "workers_lost": self.lost, "records_per_worker": self.flushed}
 
 

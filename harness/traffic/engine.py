@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from locust.env import Environment
 
+from harness.traffic.design import AUTO_MIN_RECORDS, MixDesign
 from harness.traffic.heap import settle_heap
 from harness.traffic.recorder import Recorder
 from harness.traffic.schedule import Level, Schedule
@@ -27,11 +28,12 @@ class Traffic:
         self.scenario = scenario
         self.recorder = recorder
         self.schedule = Schedule(scenario.traffic)
+        self.design = MixDesign.of(scenario.traffic, [r.weight for r in scenario.requests])
         self.dispatcher: Dispatcher | None = None
         if self.schedule.open and scenario.locustfile is None:
             self.dispatcher = Dispatcher(lambda t: self.schedule.at(t).rate or 0.0,
-                                         scenario.traffic.arrival, seed)
-        users = build_users(scenario, host, self.dispatcher, seed)
+                                         scenario.traffic.arrival, seed, self.design)
+        users = build_users(scenario, host, self.dispatcher, seed, self.design)
         # stop_timeout: a stopping run lets requests in flight finish, so every request the
         # target served is recorded.
         self.env = Environment(user_classes=users, host=host,
@@ -57,10 +59,18 @@ class Traffic:
 
     def tick(self) -> None:
         """Apply the schedule's level for now (cheap when nothing changed)."""
+        self._maybe_design()
         level = self.schedule.at(time.time() - self.t0)
         if self._level is None or level.users != self._level.users:
             self.runner.start(level.users, spawn_rate=level.spawn_rate)
         self._level = level
+
+    def _maybe_design(self) -> None:
+        """``mix: auto``: play the designed mix once the entry is seen to report no CPU."""
+        design, recorder = self.design, self.recorder
+        if design.mode == "auto" and not design.active and self.scenario.locustfile is None \
+                and recorder.total >= AUTO_MIN_RECORDS and recorder.cpu_reported == 0:
+            design.activate(time.time())
 
     def stop(self) -> None:
         if self.dispatcher is not None:
@@ -78,11 +88,12 @@ class Traffic:
         """Open model: mean asked arrival rate over [start, end] (Unix seconds)."""
         if not self.schedule.open or end <= start:
             return None
-        arrivals = self.schedule.asked_arrivals(start - self.t0, end - self.t0)
+        arrivals = self.schedule.asked_arrivals(
+            start - self.t0, end - self.t0, factor=lambda t: self.design.rate_factor(self.t0 + t))
         return arrivals / (end - start)
 
     def stats(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {"design": self.design.describe()}
         if self.dispatcher is not None:
             out |= {"arrivals": self.dispatcher.arrivals, "dropped": self.dispatcher.dropped}
         return out

@@ -17,6 +17,7 @@ from geventhttpclient.header import Headers
 from harness.artifacts import REQUEST_SCHEMA
 from harness.parts import PartWriter
 from harness.telemetry import parse_server_timing
+from harness.traffic.design import reports_cpu
 
 RECENT_FLUSHES = 16  # flushes kept for the live p95 (one a second during a run)
 
@@ -50,6 +51,7 @@ class Recorder:
         self._rows: list[_Row] = []
         self.total = 0
         self.errors = 0
+        self.cpu_reported = 0  # records whose Server-Timing carried cpu (mix: auto's test)
         # (flush time, its latencies in ms) for the live p95: a list per flush, not a tuple per
         # request (1.5 µs -> 0.6 µs per request at 3,000 req/s with the progress line's p95)
         self.recent: deque[tuple[float, list[float]]] = deque(maxlen=RECENT_FLUSHES)
@@ -88,6 +90,8 @@ class Recorder:
             self.writer.write(_columns(rows, self.variant))
         self.total += len(rows)
         self.errors += sum(row[5] is not None for row in rows)
+        if not self.cpu_reported:  # once one did, auto has decided: no scan per flush
+            self.cpu_reported += sum(reports_cpu(row[8]) for row in rows)
         self.recent.append((time.time(), [row[1] for row in rows]))
 
     def add_rows(self, rows: list[list[Any]]) -> None:

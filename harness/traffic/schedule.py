@@ -8,6 +8,7 @@ k6's ``ramping-arrival-rate`` does; a closed-model stage sets users at its spawn
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,11 +76,14 @@ class Schedule:
             rate = target
         return rate
 
-    def asked_arrivals(self, start: float, end: float, step: float = 0.01) -> float:
-        """Integral of the open-model rate over [start, end) seconds (numeric, 10 ms steps)."""
+    def asked_arrivals(self, start: float, end: float, step: float = 0.01,
+                       factor: Callable[[float], float] | None = None) -> float:
+        """Integral of the open-model rate over [start, end) seconds (numeric, 10 ms steps);
+        ``factor(t)`` scales it (a designed mix's rate factor)."""
         total, t = 0.0, start
         while t < end:
             dt = min(step, end - t)
-            total += self._rate_at(t + dt / 2) * dt
+            middle = t + dt / 2
+            total += self._rate_at(middle) * dt * (factor(middle) if factor else 1.0)
             t += dt
         return total

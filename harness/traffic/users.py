@@ -19,6 +19,7 @@ from locust import FastHttpUser, User, between, constant, task
 
 from harness.errors import ScenarioInvalid
 from harness.traffic.calls import make_call
+from harness.traffic.design import MixDesign
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
@@ -30,9 +31,11 @@ IDLE_POLL_S = 1.0
 class Dispatcher:
     """Releases arrival tokens at the asked rate into a queue the open-model users drain."""
 
-    def __init__(self, rate_at: Any, arrival: str, seed: int) -> None:
+    def __init__(self, rate_at: Any, arrival: str, seed: int,
+                 design: MixDesign | None = None) -> None:
         self.queue: Queue[float] = Queue()
         self.rate_at = rate_at  # Callable[[float], float], seconds since traffic start
+        self.design = design  # a designed mix scales the rate per window
         self.poisson = arrival == "poisson"
         self.rng = random.Random(seed)
         self.idle = 0
@@ -58,6 +61,8 @@ class Dispatcher:
             now = time.time()
             while due <= now:  # release every arrival that is due (batched at high rates)
                 rate = self.rate_at(due - t0)
+                if self.design is not None:
+                    rate *= self.design.rate_factor(due)
                 if rate > 0:
                     self._release(due)
                 due += self._gap(rate)
@@ -72,11 +77,11 @@ class Dispatcher:
 
 
 def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
-                seed: int) -> list[type[User]]:
+                seed: int, design: MixDesign | None = None) -> list[type[User]]:
     """One FastHttpUser subclass for the scenario's request list."""
     if scenario.locustfile is not None:
         return _from_locustfile(Path(scenario.locustfile), host)
-    call = make_call(scenario, random.Random(seed))
+    call = make_call(scenario, random.Random(seed), design)
     traffic = scenario.traffic
     attrs: dict[str, Any] = {"host": host, "network_timeout": traffic.timeout,
                              "connection_timeout": traffic.timeout}

@@ -19,6 +19,7 @@ from locust.env import Environment
 
 from harness.artifacts import REQUESTS
 from harness.errors import InputError
+from harness.traffic.design import MixDesign
 from harness.traffic.heap import settle_heap
 from harness.traffic.recorder import PhaseClock, Recorder
 from harness.traffic.schedule import Schedule
@@ -51,11 +52,14 @@ def run_worker(scenario: Scenario, master: str, run_dir: Path | None, name: str,
     host, port = parse_master(master)
     clock, state = PhaseClock(), WorkerState()
     schedule = Schedule(scenario.traffic)
+    design = MixDesign.of(scenario.traffic, [r.weight for r in scenario.requests])
     dispatcher = None
     if schedule.open and scenario.locustfile is None:
         dispatcher = Dispatcher(lambda t: (schedule.at(t).rate or 0.0) * state.share,
-                                scenario.traffic.arrival, seed=hash(name) & 0xFFFF)
-    users = build_users(scenario, "http://127.0.0.1", dispatcher, seed=hash(name) & 0xFFFF)
+                                scenario.traffic.arrival, seed=hash(name) & 0xFFFF,
+                                design=design)
+    users = build_users(scenario, "http://127.0.0.1", dispatcher, seed=hash(name) & 0xFFFF,
+                        design=design)
     env = Environment(user_classes=users, host="http://127.0.0.1",
                       stop_timeout=scenario.traffic.timeout + 1.0)
     runner = env.create_worker_runner(host, port)

@@ -46,18 +46,22 @@ def _latency_run(tmp_path: Path, billing: str = "usage") -> Path:
     return write_run(tmp_path / "run", requests, usage, [svc])
 
 
-def test_usage_billing_latency_weighted(tmp_path: Path) -> None:
+def test_usage_billing_without_cpu_telemetry_splits_evenly(tmp_path: Path) -> None:
+    """No CPU per request and no designed mix to fit: an even split, named as such (latency
+    is not a CPU weight: /b's 70 ms of waiting says nothing about its CPU)."""
     ledger = _ledger(_latency_run(tmp_path), tmp_path)
     costs = _by(ledger, "x_Endpoint", "x_CostCategory")
-    # compute 5 vCPU-s x $0.001 = $0.005, memory 10 GiB-s x $0.0001 = $0.001; latency 30 : 70
-    assert costs[("/a", "compute")] == pytest.approx(0.0015)
-    assert costs[("/b", "compute")] == pytest.approx(0.0035)
-    assert costs[("/a", "memory")] == pytest.approx(0.0003)
-    assert costs[("/b", "memory")] == pytest.approx(0.0007)
+    # compute 5 vCPU-s x $0.001 = $0.005, memory 10 GiB-s x $0.0001 = $0.001; calls 3 : 1
+    assert costs[("/a", "compute")] == pytest.approx(0.00375)
+    assert costs[("/b", "compute")] == pytest.approx(0.00125)
+    assert costs[("/a", "memory")] == pytest.approx(0.00075)
+    assert costs[("/b", "memory")] == pytest.approx(0.00025)
     assert ledger.totals["total"] == pytest.approx(0.006)
     assert ledger.totals["unattributed"] == 0.0
     methods = set(ledger.rows["x_AttributionMethod"])
-    assert methods == {"latency-weighted", "latency-weighted; memory follows CPU weights"}
+    assert methods == {"even split", "even split; memory follows CPU weights"}
+    assert set(ledger.rows["x_AttributionBasis"]) == {"even-split"}
+    assert ledger.rows["x_CostPerRequestLow"].isna().all()
 
 
 def test_instance_billing_with_measured_cpu(tmp_path: Path) -> None:

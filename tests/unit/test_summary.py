@@ -29,6 +29,7 @@ ENDPOINT_KEYS = {
     "cpu_ms_per_call", "bytes_out_per_call", "cost_per_call_usd", "cost_per_call_direct_usd",
     "cost_per_call_ci95_usd", "db_reads_per_call", "db_writes_per_call", "cache_hits_per_call",
     "cache_misses_per_call", "external_calls_per_call", "retries_per_call", "log_bytes_per_call",
+    "cpu_ms_source", "cpu_ms_ci95",
 }  # fmt: skip
 PHASES = (("warmup", 0.0, 2.0, False), ("steady", 2.0, 12.0, True))
 TIMES = [float(t) for t in range(13)]
@@ -58,7 +59,7 @@ def test_contract_keys_and_hand_checked_numbers(tmp_path: Path) -> None:
     assert s["duration_s"] == 10.0 and s["achieved_rps"] == 0.4 and s["asked_rps"] == 5
     latencies = [10.0, 20.0, 30.0, 70.0]
     assert s["p95_ms"] == pytest.approx(float(np.percentile(latencies, 95)))
-    # usage billing over [2, 12]: 5 CPU-s ($0.005) + 10 GiB-s ($0.001), latency 60 : 70
+    # usage billing over [2, 12]: 5 CPU-s ($0.005) + 10 GiB-s ($0.001), split evenly 3 : 1
     assert s["total_cost_usd"] == pytest.approx(0.006)
     assert s["cost_per_call_usd"] == pytest.approx(0.0015)
     assert s["cost_per_million_calls_usd"] == pytest.approx(1500.0)
@@ -72,18 +73,20 @@ def test_contract_keys_and_hand_checked_numbers(tmp_path: Path) -> None:
     endpoints = {e["name"]: e for e in s["endpoints"]}
     assert all(set(e) == ENDPOINT_KEYS for e in s["endpoints"])
     a, b = endpoints["/a"], endpoints["/b"]
-    assert a["cost_per_call_usd"] == pytest.approx(0.006 * 60 / 130 / 3)
+    assert a["cost_per_call_usd"] == pytest.approx(0.006 / 4)
     assert b["method"] == "POST" and b["error_rate"] == 1.0
     assert a["db_reads_per_call"] == 2.0 and a["cache_hits_per_call"] is None
     assert a["bytes_out_per_call"] == 0.0 and a["cpu_ms_per_call"] is None
-    assert s["attribution"] == {"api": "latency-weighted (usage billing)"}
+    assert a["cpu_ms_source"] is None and a["cpu_ms_ci95"] is None
+    assert s["blackbox"][0]["usable"] is False  # one designed window short of a fit
+    assert s["attribution"] == {"api": "even split (usage billing)"}
 
 
 def test_tenant_chargeback(tmp_path: Path) -> None:
     tenants = {t["tenant"]: t for t in _summary(tmp_path, _mix())["tenants"]}
     assert set(tenants) == {"acme", "globex"}
-    assert tenants["acme"]["cost_usd"] == pytest.approx(0.006 * 60 / 130)
-    assert tenants["globex"]["cost_per_call_usd"] == pytest.approx(0.006 * 70 / 130)
+    assert tenants["acme"]["cost_usd"] == pytest.approx(0.006 * 3 / 4)
+    assert tenants["globex"]["cost_per_call_usd"] == pytest.approx(0.006 / 4)
     assert tenants["acme"]["share_of_cost"] + tenants["globex"]["share_of_cost"] == pytest.approx(1)
     assert _summary(tmp_path / "2", [request(3.0)])["tenants"] == []
 
