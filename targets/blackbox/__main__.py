@@ -15,7 +15,8 @@ library: ``http.server`` with HTTP/1.1 keep-alive, one thread per connection.
 
 ``/truth`` is the ground truth the black-box attribution is checked against: it includes what
 the server itself spends per request (parsing, writing), which a cost per call must include.
-``/health`` and ``/truth`` are not counted.
+``/health`` and ``/truth`` are not counted. With ``TRUTH_FILE`` set, the same document is
+written there when the server stops (SIGTERM / SIGINT), so a finished run can be checked.
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def main() -> int:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        truth_file = os.environ.get("TRUTH_FILE")
+        if truth_file:
+            tmp = f"{truth_file}.tmp"
+            with open(tmp, "w", encoding="utf-8") as out:
+                json.dump(TRUTH.document(), out)
+            os.replace(tmp, truth_file)
     return 0
 
 
