@@ -70,6 +70,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary.get("asked_rps"):
         rate += f" (asked {num(summary.get('asked_rps'))} req/s)"
     console.print(rate, highlight=False)
+    from harness.report.format import blackbox_lines
+
     for line in blackbox_lines(summary):
         console.print(line, highlight=False)
 
@@ -82,20 +84,3 @@ def _cpu_cell(endpoint: dict[str, Any]) -> str:
     if endpoint.get("cpu_ms_source") != "regression" or not ci:
         return num(value)
     return f"~{num(value)} [{num(ci[0])}–{num(ci[1])}]"
-
-
-def blackbox_lines(summary: dict[str, Any]) -> list[str]:
-    """One line per black-box fit: how CPU per call was fitted, or why it was not."""
-    from harness.report.render import num
-
-    lines = []
-    for fit in summary.get("blackbox") or []:
-        where = f"{fit['service']} ({fit['phase']})"
-        if fit.get("usable"):
-            lines.append(f"~ CPU per call of {where} fitted by regression over {fit['windows']} "
-                         f"windows of {fit['window_s']:g} s (R² {num(fit.get('r2'))}); "
-                         "[95 % interval]")
-        else:
-            lines.append(f"! CPU per call of {where} not fitted: {fit.get('warning')}; its CPU "
-                         "is split evenly over its calls")
-    return lines

@@ -6,8 +6,10 @@ requests. Costs are in the price book's currency (``currency``) despite the ``_u
 not. Counters per call are sums over all calls (null when no request reported the counter);
 ``cpu_ms_per_call`` is the mean over the requests that reported CPU or, for an endpoint that
 reported none, its CPU per call fitted from metered usage (``cpu_ms_source`` says which:
-``server-timing`` | ``regression``; ``cpu_ms_ci95`` is the fit's 95 % interval). ``blackbox``
-lists every fit with its diagnostics and, where it was not used, why.
+``server-timing`` | ``regression``; ``cpu_ms_ci95`` is the fit's 95 % interval), and
+``attribution_basis`` lists how the endpoint's cost rows were attributed (``x_AttributionBasis``
+of the ledger). ``blackbox`` lists every fit with its diagnostics and, where it was not used,
+why.
 """
 
 from __future__ import annotations
@@ -85,7 +87,23 @@ def _methods(requests: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _endpoints(run: RunData, costs: pd.DataFrame) -> list[dict[str, Any]]:
+def endpoint_bases(ledger: Ledger) -> dict[str, list[str]]:
+    """Per endpoint: how its cost rows were attributed (``x_AttributionBasis``), best known
+    first; ``load-generator`` rows (bytes, durations the harness measured) are left out."""
+    rows = ledger.rows[ledger.rows["x_Endpoint"].notna() & (ledger.rows["EffectiveCost"] > 0)]
+    out: dict[str, list[str]] = {}
+    for (endpoint, basis), _ in rows.groupby(["x_Endpoint", "x_AttributionBasis"]):
+        if basis != "load-generator":
+            out.setdefault(str(endpoint), []).append(str(basis))
+    return {e: sorted(b, key=BASIS_ORDER.index) for e, b in out.items()}
+
+
+BASIS_ORDER = ["server-timing", "otel-spans", "profiles", "regression", "even-split",
+               "load-generator", "unattributed"]
+
+
+def _endpoints(run: RunData, costs: pd.DataFrame,
+               bases: dict[str, list[str]]) -> list[dict[str, Any]]:
     requests = run.priced_requests
     if not len(costs):
         return []
@@ -108,6 +126,7 @@ def _endpoints(run: RunData, costs: pd.DataFrame) -> list[dict[str, Any]]:
                 "cost_per_call_usd": per_call(row["full_cost"], calls),
                 "cost_per_call_direct_usd": per_call(row["direct_cost"], calls),
                 "cost_per_call_ci95_usd": _ci(cis.get(str(name))),
+                "attribution_basis": bases.get(str(name), []),
             }
         )
     return sorted(out, key=lambda e: -e["calls"])
@@ -224,7 +243,7 @@ def build_summary(run: RunData, ledger: Ledger) -> dict[str, Any]:
         **_costs(run, ledger, costs),
         "tenants": _tenants(costs, ledger.totals["total"]),
         "attribution": _attribution(ledger),
-        "endpoints": _endpoints(run, costs),
+        "endpoints": _endpoints(run, costs, endpoint_bases(ledger)),
         "phases": _phases(run, costs),
         "notes": list(run.notes),
         "profiles": profile_check(ledger.inputs.groups, run.run_dir / "profiles"),

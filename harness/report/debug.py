@@ -112,8 +112,13 @@ def _resources(endpoint: dict[str, Any], memory_gib_s: float | None) -> list[tup
     values = dict(endpoint)
     if memory_gib_s is not None and calls:
         values["memory_mib_s_per_call"] = memory_gib_s * 1024 / calls
-    return [(label, num(values.get(key)), unit) for key, label, unit in RESOURCES
-            if values.get(key) is not None]  # fmt: skip
+    out = [(label, num(values.get(key)), unit) for key, label, unit in RESOURCES
+           if values.get(key) is not None]  # fmt: skip
+    ci = endpoint.get("cpu_ms_ci95")
+    if endpoint.get("cpu_ms_source") == "regression" and ci and out:
+        value = f"{num(values['cpu_ms_per_call'])} [{num(ci[0])}–{num(ci[1])}]"
+        out[0] = ("CPU (fitted by regression, 95 % interval)", value, "ms")
+    return out
 
 
 def _panel(index: int, endpoint: dict[str, Any], summary: dict[str, Any], memory: pd.Series,

@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness.cost.ledger import UNATTRIBUTED, Ledger
 from harness.report.bars import Stack, stacked_bars
-from harness.report.format import usd
+from harness.report.format import blackbox_lines, usd
 
 __all__ = ["Driver", "executive_context"]
 
@@ -127,4 +127,5 @@ def executive_context(summary: dict[str, Any], ledger: Ledger | None) -> dict[st
         "models": _models(summary),
         "break_even": summary.get("billing_models") or {},
         "attribution": sorted((summary.get("attribution") or {}).items()),
+        "blackbox": blackbox_lines(summary),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 __all__ = ["money", "num", "pct", "seconds", "usd"]
 
@@ -47,3 +48,18 @@ def seconds(value: float, clock: bool | None = None) -> str:
     hours, rest = divmod(round(value), 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def blackbox_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per black-box fit: how CPU per call was fitted, or why it was not."""
+    lines = []
+    for fit in summary.get("blackbox") or []:
+        where = f"{fit['service']} ({fit['phase']})"
+        if fit.get("usable"):
+            lines.append(f"~ CPU per call of {where} fitted by regression over {fit['windows']} "
+                         f"windows of {fit['window_s']:g} s (R² {num(fit.get('r2'))}); "
+                         "[95 % interval]")
+        else:
+            lines.append(f"! CPU per call of {where} not fitted: {fit.get('warning')}; its CPU "
+                         "is split evenly over its calls")
+    return lines

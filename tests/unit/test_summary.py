@@ -29,7 +29,7 @@ ENDPOINT_KEYS = {
     "cpu_ms_per_call", "bytes_out_per_call", "cost_per_call_usd", "cost_per_call_direct_usd",
     "cost_per_call_ci95_usd", "db_reads_per_call", "db_writes_per_call", "cache_hits_per_call",
     "cache_misses_per_call", "external_calls_per_call", "retries_per_call", "log_bytes_per_call",
-    "cpu_ms_source", "cpu_ms_ci95",
+    "cpu_ms_source", "cpu_ms_ci95", "attribution_basis",
 }  # fmt: skip
 PHASES = (("warmup", 0.0, 2.0, False), ("steady", 2.0, 12.0, True))
 TIMES = [float(t) for t in range(13)]
