@@ -100,6 +100,7 @@ def replace_section(text: str, name: str, body: str) -> str:
 
 
 SECTION_ORDER = ("summary", "loadgen", "loadgen-work", "attribution", "attribution-docker",
+                 "blackbox", "blackbox-docker",
                  "analysis-scale", "target-overhead", "overhead-parts", "metering", "soak",
                  "workers", "interrupts")
 
