@@ -128,8 +128,10 @@ def build_windows(calls: pd.DataFrame, usage: pd.DataFrame, service: str, phase:
     ks = np.rint(starts[keep] / window_s - guard_s / window_s).astype(np.int64)
     mine = calls[(calls["service"] == service) & calls["k"].isin(ks)]
     endpoints: Sequence[str] = sorted(mine["endpoint"].astype(str).unique())
-    table = mine.pivot_table(index="k", columns="endpoint", values="n", aggfunc="sum",
-                             fill_value=0)
-    table = table.reindex(index=ks, columns=list(endpoints), fill_value=0)
-    return WindowData(service, phase.name, tuple(endpoints), table.to_numpy(float),
-                      cpu[keep], (ends - starts)[keep], window_s, guard_s)
+    counts = np.zeros((len(ks), len(endpoints)))
+    if len(mine):
+        table = mine.pivot_table(index="k", columns="endpoint", values="n", aggfunc="sum",
+                                 fill_value=0)
+        counts = table.reindex(index=ks, columns=list(endpoints), fill_value=0).to_numpy(float)
+    return WindowData(service, phase.name, tuple(endpoints), counts, cpu[keep],
+                      (ends - starts)[keep], window_s, guard_s)

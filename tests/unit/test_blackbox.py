@@ -152,3 +152,13 @@ def test_design_is_the_same_in_every_process_and_changes_per_window() -> None:
     assert auto.rate_factor(T0) == 1.0
     auto.activate(T0)
     assert auto.active and auto.rate_factor(T0 - 1) == 1.0
+
+
+def test_a_phase_without_calls_in_its_windows_is_not_fitted(tmp_path: Path) -> None:
+    requests, usage, end = _synthetic(30)
+    late = [r for r in requests if r["start"] > end - 0.2]  # inside the last guard only
+    run_dir = write_run(tmp_path / "run", late, usage, [service("api", entry=True)],
+                        (("steady", T0, end, True),), started_at=T0,
+                        traffic={"design": _design().describe()})
+    fit = _ledger(run_dir, tmp_path).inputs.fits[("api", "steady")]
+    assert not fit.usable and fit.warning == "no calls inside the fitted windows"
