@@ -47,6 +47,11 @@ def test_designed_cpu_ratio_and_exact_records(scenario_file: Callable[[str], Pat
     assert len(records) == served  # warm-up included: every request served is recorded once
     assert records["replica"].eq("api-0").all()
     assert records["cpu_ms"].notna().all()
+    # mix: auto keeps the scenario's weights for a service that measures its own CPU
+    design = json.loads((run_dir / "manifest.json").read_text())["traffic"]["design"]
+    assert design["mode"] == "auto" and design["active_from"] is None
+    assert {e["cpu_ms_source"] for e in summary["endpoints"]} == {"server-timing"}
+    assert summary["blackbox"] == []
 
     asked, achieved = summary["asked_rps"], summary["achieved_rps"]
     assert abs(achieved - asked) / asked < 0.05, (asked, achieved)

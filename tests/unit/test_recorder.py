@@ -72,3 +72,21 @@ def test_a_shipping_recorder_leaves_no_parts_behind(tmp_path: Path) -> None:
     assert rec.close() == 1
     assert len(shipped) == 1 and len(shipped[0]) == 1
     assert list(tmp_path.iterdir()) == []  # a remote worker writes nothing where it runs
+
+
+def test_records_reporting_cpu_are_counted_for_mix_auto(tmp_path: Path) -> None:
+    from harness.traffic.design import reports_cpu
+
+    assert reports_cpu("cpu;dur=1.5") and reports_cpu('db;desc="r=1", cpu;dur=2')
+    assert not reports_cpu('db;desc="cpu=1"') and not reports_cpu(None)
+    assert not reports_cpu("cpuish;dur=1")
+    rec = Recorder(tmp_path / "requests.parquet", PhaseClock(), "v")
+    for _ in range(3):
+        rec.on_request(**_event(SimpleNamespace(headers={}, status_code=200)))
+    rec.flush()
+    assert rec.cpu_reported == 0
+    rec.on_request(**_event(SimpleNamespace(headers={"server-timing": "cpu;dur=1"},
+                                            status_code=200)))
+    rec.flush()
+    assert rec.cpu_reported == 1
+    rec.close()
