@@ -43,7 +43,7 @@ from harness.util import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from harness.faults.proxy import ProxyProcess
-    from harness.scenario import Scenario, Service
+    from harness.scenario import Scenario
 
 COMPOSE_FILE = "compose.yml"
 STATE_FILE = "compose.json"
@@ -236,15 +236,10 @@ class ComposeStack:
         assert self._plan is not None
         svc = self.scenario.target.services[name]
         inside = self._plan.container_ports[name]
-        check = compose_wait.probe(svc.kind, svc.health)
         for container in containers:
-
-            def ready(container: Container = container) -> bool:
-                port = compose_wait.published_port(container, inside)
-                return port is not None and check(port)
-
-            compose_wait.wait_container(name, container, ready, timeout,
-                                        _health_what(svc, inside), cancel)
+            ready, what = compose_wait.replica_check(name, container, svc.kind, svc.health,
+                                                     inside)
+            compose_wait.wait_container(name, container, ready, timeout, what, cancel)
 
     def _service_containers(self, name: str) -> list[Container]:
         assert self._client is not None
@@ -374,11 +369,3 @@ def _crash(client: docker.DockerClient, rep: Replica, cid: str) -> Crash:
         pass  # the container is already gone: the crash is still recorded
     return Crash(service=rep.service, replica=rep.replica, exit_code=code, last_output=tail,
                  oom_killed=oom)
-
-
-def _health_what(svc: Service, inside: int) -> str:
-    if svc.kind != "process":
-        return f"{svc.kind} did not answer on its port {inside}"
-    if svc.health is None:
-        return f"no HTTP answer on its port {inside}"
-    return f"GET {svc.health} on its port {inside} did not return 2xx"
