@@ -59,6 +59,10 @@ CRASH_TAIL_LINES = 5
 class ComposeStack:
     """Stack protocol over docker compose. ``entry_port`` fixes the entry's host port."""
 
+    # The labels that find this stack's containers (a user's own file carries compose's).
+    project_label = PROJECT_LABEL
+    service_label = SERVICE_LABEL
+
     def __init__(self, scenario: Scenario, run_dir: Path, entry_port: int | None = None) -> None:
         self.scenario = scenario
         self.run_dir = run_dir
@@ -166,7 +170,8 @@ class ComposeStack:
             return []
         self._next_crash_check = now + CRASH_POLL_S
         mine = {r.container_id: r for r in self._replicas if r.container_id}
-        selector = {"label": f"{PROJECT_LABEL}={self.project}", "status": ["exited", "dead"]}
+        selector = {"label": f"{self.project_label}={self.project}",
+                    "status": ["exited", "dead"]}
         try:
             rows = self._client.api.containers(all=True, filters=selector)
         except (docker.errors.DockerException, requests.RequestException):
@@ -243,8 +248,8 @@ class ComposeStack:
 
     def _service_containers(self, name: str) -> list[Container]:
         assert self._client is not None
-        mine = [c for c in project_containers(self._client, self.project)
-                if c.labels.get(SERVICE_LABEL) == name]
+        mine = [c for c in project_containers(self._client, self.project, self.project_label)
+                if c.labels.get(self.service_label) == name]
         return sorted(mine, key=lambda c: int(c.labels.get(NUMBER_LABEL, "0") or 0))
 
     def _host_port(self, name: str) -> int | None:

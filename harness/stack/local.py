@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from harness.errors import Interrupted, TargetError
 from harness.stack import health
 from harness.stack.base import REVERT_GRACE_S, Cancel, Crash, NeverCancel, Replica
+from harness.stack.interpreter import isolated_env
 from harness.stack.process import ChildProcess, run_init
 from harness.stack.templating import fill
 from harness.util import atomic_write_json, free_port
@@ -230,9 +231,13 @@ class LocalStack:
         svc = started.service
         assert svc.command is not None  # the scenario model requires it for kind=process
         values = self._values(started.port, rid)
+        env = _base_env(self.run_dir)
+        if svc.interpreter is not None:
+            values["python"] = str(svc.interpreter)
+            env = isolated_env(env, svc.interpreter, svc.venv)
         where = f"service {started.name}"
         argv = [fill(part, values, f"{where}: command") for part in svc.command]
-        env = _base_env(self.run_dir) | {
+        env |= {
             k: fill(v, values, f"{where}: env.{k}") for k, v in svc.env.items()}
         env |= self.extra_env | {"PORT": str(started.port), "HARNESS_REPLICA": rid,
                 "HARNESS_SERVICE": started.name,
