@@ -14,6 +14,7 @@ Two ways to describe a stack:
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import shutil
 from pathlib import Path
@@ -58,6 +59,11 @@ def _source_dir(info: ValidationInfo) -> Path:
     return source.parent if isinstance(source, Path) else Path.cwd()
 
 
+def _resolve(info: ValidationInfo, value: Path) -> Path:
+    """``value`` relative to the scenario file, absolute and without ``..``."""
+    return Path(os.path.normpath((_source_dir(info) / value).absolute()))
+
+
 class Service(StrictModel):
     """One service of the target stack; defaults of health and role follow ``kind``."""
 
@@ -90,7 +96,7 @@ class Service(StrictModel):
     def _check_venv(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return None
-        path = (_source_dir(info) / value).absolute()
+        path = _resolve(info, value)
         if not (path / "bin" / "python").exists():
             state = "is not a virtualenv (no bin/python)" if path.exists() else "does not exist"
             raise ValueError(f"{path} {state}; create it with `python3 -m venv {path}` and "
@@ -108,7 +114,7 @@ class Service(StrictModel):
                 raise ValueError(f"{show(str(value))} is not on PATH; give the interpreter's "
                                  "path (or a venv: `venv: path/to/venv`)")
             return Path(found)
-        path = (_source_dir(info) / value).absolute()
+        path = _resolve(info, value)
         if not path.is_file():
             raise ValueError(f"{path} does not exist; give an interpreter's path, or create a "
                              f"virtualenv (`python3 -m venv DIR`) and give `venv: DIR`")
@@ -175,7 +181,7 @@ class Target(StrictModel):
     def _resolve_compose(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return None
-        path = (_source_dir(info) / value).absolute()
+        path = _resolve(info, value)
         if not path.is_file():
             state = "is a directory, not a compose file" if path.is_dir() else "file not found"
             raise ValueError(f"{state}: {path}")
