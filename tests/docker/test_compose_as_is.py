@@ -139,3 +139,31 @@ def test_httpbin_compose_example(images: dict[str, str], docker_client: docker.D
     assert {"GET /bytes/{n}", "GET /json", "GET /uuid"} <= set(requests["endpoint"])
     assert (requests["status"] == 200).all()
     assert left_over(docker_client, project_of(run_dir)) == []
+
+
+def test_cleanup_after_a_killed_harness_removes_the_project(
+        images: dict[str, str], docker_client: docker.DockerClient, tmp_path: Path) -> None:
+    scenario = tmp_path / "own-kill.yaml"
+    scenario.write_text((OWN / "scenario.yaml").read_text().replace(
+        "compose: docker-compose.yml", f"compose: {OWN / 'docker-compose.yml'}").replace(
+        "requests: {locustfile: locustfile.py}",
+        f"requests: {{locustfile: {OWN / 'locustfile.py'}}}").replace("6s", "60s"))
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([HARNESS, "run", str(scenario), "--output", str(run_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            manifest = run_dir / "manifest.json"
+            if manifest.exists() and json.loads(manifest.read_text() or "{}").get("services"):
+                break
+            time.sleep(0.5)
+    finally:
+        proc.kill()  # SIGKILL: no teardown runs
+        proc.wait(timeout=30)
+    project = project_of(run_dir)
+    assert left_over(docker_client, project)  # the kill left the project running
+    done = run_cli("cleanup", run_dir, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert left_over(docker_client, project) == []
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "aborted"

@@ -105,3 +105,18 @@ requests: {{locustfile: locustfile.py}}
     assert len(frame) == served  # every request the target served, recorded exactly once
     assert set(frame["endpoint"]) == {"/home", "/items/[id]"}
     assert set(frame["status"]) == {200}
+
+
+@pytest.mark.slow
+def test_httpbin_example_in_its_own_venv(tmp_path: Path) -> None:
+    """The worked example: targets/httpbin/setup-venv.sh, then scenarios/httpbin.yaml."""
+    setup = subprocess.run(["bash", str(ROOT / "targets" / "httpbin" / "setup-venv.sh")],
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert setup.returncode == 0, setup.stderr
+    run_dir = tmp_path / "run"
+    done = run_cli("run", ROOT / "scenarios" / "httpbin.yaml", "--duration", "4", "--output",
+                   run_dir)
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_parquet(run_dir / "requests.parquet")
+    assert {"GET /bytes/{n}", "GET /gzip", "GET /uuid"} <= set(frame["endpoint"])
+    assert (frame["status"] == 200).all()
