@@ -15,11 +15,17 @@ def plan_lines(scenario: Scenario, price_book: str, variant: str = "default") ->
     t = scenario.traffic
     lines = [f"scenario {scenario.name!r} (variant {variant}) on the "
              f"{scenario.target.runtime} runtime, priced with {price_book}"]
+    if scenario.target.compose is not None:
+        lines.append(f"  compose file {scenario.target.compose} (run as is, its own project)")
     for name, svc in scenario.target.services.items():
+        entry = " (receives traffic)" if name == scenario.target.entry else ""
+        if svc.kind == "compose":
+            lines.append(f"  service {name}{entry}: as the compose file says, role {svc.role}")
+            continue
         what = shlex.join(svc.command or []) if svc.kind == "process" else (
             f"built-in {svc.kind} server")
-        entry = " (receives traffic)" if name == scenario.target.entry else ""
-        lines.append(f"  service {name}{entry}: {what} × {svc.replicas}, role {svc.role}")
+        under = f" under {svc.interpreter}" if svc.interpreter is not None else ""
+        lines.append(f"  service {name}{entry}: {what}{under} × {svc.replicas}, role {svc.role}")
     level = (f"{t.rate:g} arrivals/s ({t.arrival}), up to {t.max_in_flight} in flight"
              if t.model == "open" else f"{t.users} users")
     lines.append(f"  traffic: {t.model} model, {level}")

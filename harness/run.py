@@ -305,6 +305,14 @@ def _make_stack(scenario: Scenario, run_dir: Path) -> LocalStack | ComposeStack:
             supported = ", ".join(sorted(DOCKER_FAULTS))
             raise InputError(f"{scenario.source}: fault kind(s) {', '.join(unsupported)} run on "
                              f"the local runtime only; on docker: {supported} (docs/faults.md)")
+        foreign = [n for n, s in scenario.target.services.items() if s.interpreter is not None]
+        if foreign:
+            raise InputError(f"{scenario.source}: venv / python (services {', '.join(foreign)}) "
+                             "apply to the local runtime; a container brings its own Python")
+        if scenario.target.compose is not None:
+            from harness.stack.compose_user import ComposeFileStack
+
+            return ComposeFileStack(scenario, run_dir)
         return ComposeStack(scenario, run_dir)
     proxied = frozenset(f.target for f in scenario.faults if f.kind in PROXIED_KINDS)
     return LocalStack(scenario, run_dir, proxied)

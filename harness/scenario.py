@@ -8,7 +8,6 @@ the models, their cross-field rules and :meth:`RequestSpec.render` for the load 
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -29,22 +28,20 @@ from harness.errors import InputError, ScenarioInvalid
 from harness.faults.spec import FaultSpec, fault_problems
 from harness.gate_budgets import GateSpec
 from harness.scenario_requests import Param, RenderedRequest, RequestSpec
+from harness.scenario_target import Service, Target
 from harness.scenario_values import (
     Count,
     Duration,
-    Memory,
     NonNegative,
     Positive,
     PositiveDuration,
     Problem,
     ProblemList,
     StrictModel,
-    StrValue,
     parse_think_time,
     show,
-    split_command,
 )
-from harness.scenario_yaml import parse_document, read_text, validation_problems
+from harness.scenario_yaml import Document, parse_document, read_text, validation_problems
 from harness.variants import Variants, patched, variant_problems
 
 __all__ = [
@@ -68,116 +65,8 @@ _NAME = re.compile(r"[A-Za-z0-9._-]+")
 _SECRET = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|AUTH|CREDENTIAL|PRIVATE",
                      re.IGNORECASE)
 REDACTED = "***"
-_SERVICE_NAME = re.compile(r"[a-z0-9_-]+")
 _CLOSED_ONLY = frozenset({"users", "spawn_rate", "think_time"})
 _OPEN_ONLY = frozenset({"rate", "arrival", "max_in_flight"})
-
-Kind = Literal["process", "valkey", "postgres"]
-Role = Literal["app", "cache", "database", "external"]
-_KIND_ROLE: dict[str, Role] = {"process": "app", "valkey": "cache", "postgres": "database"}
-
-
-def _hint(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    suffix = f'; did you mean "{close[0]}"?' if close else ""
-    return f"names no service (known: {', '.join(known)}){suffix}"
-
-
-class Service(StrictModel):
-    """One service of the target stack; defaults of health and role follow ``kind``."""
-
-    kind: Kind = "process"
-    command: Annotated[list[str] | None, BeforeValidator(split_command)] = None
-    health: str | None = "/health"
-    replicas: Count = 1
-    env: dict[str, StrValue] = Field(default_factory=dict)
-    startup_timeout: Duration = 30.0
-    role: Role = "app"
-    cpu: Positive | None = None
-    memory: Memory | None = None
-    depends_on: list[str] = Field(default_factory=list)
-    image: str | None = None
-    billing: Literal["instance", "serverless", "usage"] = "instance"
-
-    @model_validator(mode="after")
-    def _by_kind(self) -> Service:
-        given = self.model_fields_set
-        if "health" not in given and self.kind != "process":
-            self.health = None
-        if "role" not in given:
-            self.role = _KIND_ROLE[self.kind]
-        problems: list[Problem] = []
-        if self.kind == "process" and not self.command:
-            problems.append((("command",), "required for kind process"))
-        if self.kind != "process" and "command" in given:
-            problems.append(
-                (("command",), f"not allowed for kind {self.kind}: the harness starts it")
-            )
-        if self.health is not None and not self.health.startswith("/"):
-            problems.append(
-                (("health",), f'must be an HTTP path starting with "/", got {show(self.health)}')
-            )
-        if problems:
-            raise ProblemList(problems)
-        return self
-
-
-class Target(StrictModel):
-    """The stack under test; ``entry`` defaults to the first service whose role is app."""
-
-    runtime: Literal["local", "docker"] = "local"
-    entry: str = ""
-    services: dict[str, Service] = Field(min_length=1)
-    # A replica that dies on its own mid-run: record it and go on, or stop the run (exit 3).
-    on_crash: Literal["continue", "stop"] = "continue"
-
-    @model_validator(mode="after")
-    def _check_graph(self) -> Target:
-        known = list(self.services)
-        problems: list[Problem] = []
-        for name, service in self.services.items():
-            if not _SERVICE_NAME.fullmatch(name):
-                problems.append((("services", name), "service name must match [a-z0-9_-]+"))
-            for index, dep in enumerate(service.depends_on):
-                if dep not in self.services:
-                    problems.append((("services", name, "depends_on", index), _hint(dep, known)))
-        for cycle in _cycles({n: s.depends_on for n, s in self.services.items()}):
-            loc = ("services", cycle[0], "depends_on")
-            problems.append((loc, "dependency cycle: " + " -> ".join(cycle)))
-        if "entry" in self.model_fields_set:
-            if self.entry not in self.services:
-                problems.append((("entry",), _hint(self.entry, known)))
-        else:
-            apps = [n for n, s in self.services.items() if s.role == "app"]
-            if apps:
-                self.entry = apps[0]
-            else:
-                problems.append((("entry",), "no service has role app: name the one to load"))
-        if problems:
-            raise ProblemList(problems)
-        return self
-
-
-def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
-    """Each dependency cycle once, as a closed path ``[a, b, a]``."""
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    found: list[list[str]] = []
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
-        path.append(node)
-        for dep in graph[node]:
-            if state.get(dep) == 1:
-                found.append(path[path.index(dep) :] + [dep])
-            elif dep in graph and dep not in state:
-                visit(dep, path)
-        path.pop()
-        state[node] = 2
-
-    for node in graph:
-        if node not in state:
-            visit(node, [])
-    return found
 
 
 class Stage(StrictModel):
@@ -371,6 +260,9 @@ class Scenario(StrictModel):
         if runtime is not None:
             if runtime not in ("local", "docker"):
                 raise InputError(f'the runtime must be "local" or "docker", got {show(runtime)}')
+            if self.target.compose is not None and runtime != "docker":
+                raise InputError(f"{self.source}: target.compose runs on the docker runtime; "
+                                 f"--runtime {runtime} cannot run it")
             update["target"] = self.target.model_copy(update={"runtime": runtime})
         return self.model_copy(update=update)
 
@@ -448,16 +340,39 @@ def parse_scenario(text: str, source: Path, env: Mapping[str, str] | None = None
     """Like :func:`load_scenario` for text already read; ``source`` names it and anchors
     relative paths (the locustfile)."""
     document = parse_document(text, str(source), os.environ if env is None else env)
+    aliased = _locustfile_alias(document)
     found: list[Problem] = []
     scenario: Scenario | None = None
     try:
         scenario = Scenario.model_validate(document.data, context={"source": source})
     except ValidationError as exc:
         found = validation_problems(exc, document.data, Scenario)
+    if aliased:  # name the field as written
+        found = [(("requests", *loc) if loc[:1] == ("locustfile",) else loc, message)
+                 for loc, message in found]
     problems = document.format(found)
     if problems or scenario is None:
         raise ScenarioInvalid(str(source), problems)
     return scenario
+
+
+def _locustfile_alias(document: Document) -> bool:
+    """``requests: {locustfile: PATH}`` is ``locustfile: PATH`` (same validation)."""
+    data = document.data
+    requests = data.get("requests")
+    if not isinstance(requests, dict) or "locustfile" not in requests:
+        return False
+    for key in requests:
+        if key != "locustfile":
+            document.problems.append((("requests", key), "unknown key: `requests:` as a "
+                                      "mapping takes only locustfile (or give a list)"))
+    if "locustfile" in data:
+        document.problems.append((("requests", "locustfile"), "the locustfile is given twice "
+                                  "(also at the top level); keep one"))
+    data["locustfile"] = requests["locustfile"]
+    del data["requests"]
+    document.lines[("locustfile",)] = document.line_of(("requests", "locustfile"))
+    return True
 
 
 def validate_scenario(path: Path, env: Mapping[str, str] | None = None) -> list[str]:

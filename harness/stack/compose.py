@@ -43,7 +43,7 @@ from harness.util import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from harness.faults.proxy import ProxyProcess
-    from harness.scenario import Scenario, Service
+    from harness.scenario import Scenario
 
 COMPOSE_FILE = "compose.yml"
 STATE_FILE = "compose.json"
@@ -58,6 +58,10 @@ CRASH_TAIL_LINES = 5
 
 class ComposeStack:
     """Stack protocol over docker compose. ``entry_port`` fixes the entry's host port."""
+
+    # The labels that find this stack's containers (a user's own file carries compose's).
+    project_label = PROJECT_LABEL
+    service_label = SERVICE_LABEL
 
     def __init__(self, scenario: Scenario, run_dir: Path, entry_port: int | None = None) -> None:
         self.scenario = scenario
@@ -166,7 +170,8 @@ class ComposeStack:
             return []
         self._next_crash_check = now + CRASH_POLL_S
         mine = {r.container_id: r for r in self._replicas if r.container_id}
-        selector = {"label": f"{PROJECT_LABEL}={self.project}", "status": ["exited", "dead"]}
+        selector = {"label": f"{self.project_label}={self.project}",
+                    "status": ["exited", "dead"]}
         try:
             rows = self._client.api.containers(all=True, filters=selector)
         except (docker.errors.DockerException, requests.RequestException):
@@ -236,20 +241,15 @@ class ComposeStack:
         assert self._plan is not None
         svc = self.scenario.target.services[name]
         inside = self._plan.container_ports[name]
-        check = compose_wait.probe(svc.kind, svc.health)
         for container in containers:
-
-            def ready(container: Container = container) -> bool:
-                port = compose_wait.published_port(container, inside)
-                return port is not None and check(port)
-
-            compose_wait.wait_container(name, container, ready, timeout,
-                                        _health_what(svc, inside), cancel)
+            ready, what = compose_wait.replica_check(name, container, svc.kind, svc.health,
+                                                     inside)
+            compose_wait.wait_container(name, container, ready, timeout, what, cancel)
 
     def _service_containers(self, name: str) -> list[Container]:
         assert self._client is not None
-        mine = [c for c in project_containers(self._client, self.project)
-                if c.labels.get(SERVICE_LABEL) == name]
+        mine = [c for c in project_containers(self._client, self.project, self.project_label)
+                if c.labels.get(self.service_label) == name]
         return sorted(mine, key=lambda c: int(c.labels.get(NUMBER_LABEL, "0") or 0))
 
     def _host_port(self, name: str) -> int | None:
@@ -374,11 +374,3 @@ def _crash(client: docker.DockerClient, rep: Replica, cid: str) -> Crash:
         pass  # the container is already gone: the crash is still recorded
     return Crash(service=rep.service, replica=rep.replica, exit_code=code, last_output=tail,
                  oom_killed=oom)
-
-
-def _health_what(svc: Service, inside: int) -> str:
-    if svc.kind != "process":
-        return f"{svc.kind} did not answer on its port {inside}"
-    if svc.health is None:
-        return f"no HTTP answer on its port {inside}"
-    return f"GET {svc.health} on its port {inside} did not return 2xx"

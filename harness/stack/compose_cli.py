@@ -51,9 +51,10 @@ class Compose:
     file: Path
     env: dict[str, str]
     log_path: Path
+    options: tuple[str, ...] = ()  # global options before the command (``--compatibility``)
 
     def argv(self, *args: str) -> list[str]:
-        return [*self.command, "-p", self.project, "-f", str(self.file), *args]
+        return [*self.command, *self.options, "-p", self.project, "-f", str(self.file), *args]
 
     def run(self, what: str, args: list[str], cancel: Cancel | None, timeout: float) -> None:
         """Run one compose command to completion; cancel kills it and raises Interrupted."""

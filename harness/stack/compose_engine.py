@@ -21,9 +21,15 @@ from harness.errors import TargetError
 PROJECT_LABEL = "io.cost-harness.project"
 SERVICE_LABEL = "io.cost-harness.service"
 ROLE_LABEL = "io.cost-harness.role"
+# Set by compose itself on everything it creates; a user's compose file (run as is) carries
+# no label of ours, but its project name is the harness's own ``harness-<8 hex>``.
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 CLIENT_TIMEOUT_S = 30
 
 __all__ = [
+    "COMPOSE_PROJECT_LABEL",
+    "COMPOSE_SERVICE_LABEL",
     "PROJECT_LABEL",
     "ROLE_LABEL",
     "SERVICE_LABEL",
@@ -57,10 +63,11 @@ def _reason(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def project_containers(client: docker.DockerClient, project: str) -> list[Container]:
-    """Every container (running or not) labelled with ``project``."""
+def project_containers(client: docker.DockerClient, project: str,
+                       label: str = PROJECT_LABEL) -> list[Container]:
+    """Every container (running or not) whose ``label`` is ``project``."""
     try:
-        selector: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={project}"}
+        selector: dict[str, str | list[str] | bool] = {"label": f"{label}={project}"}
         found: list[Container] = client.containers.list(all=True, filters=selector)
     except docker.errors.DockerException as exc:
         raise TargetError(f"cannot list the containers of {project}: {_reason(exc)}") from exc
@@ -70,9 +77,18 @@ def project_containers(client: docker.DockerClient, project: str) -> list[Contai
 def sweep(client: docker.DockerClient, project: str) -> list[str]:
     """Force-remove the project's containers, then networks, then volumes; never raises.
 
+    Both labels select: ours (a generated compose file) and compose's own project label (a
+    user's file run as is); the project name is unique to the run either way.
     Returns one line per resource that could not be removed (empty when all is gone).
     """
-    selector: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={project}"}
+    problems: list[str] = []
+    for label in (PROJECT_LABEL, COMPOSE_PROJECT_LABEL):
+        problems += _sweep_label(client, f"{label}={project}")
+    return list(dict.fromkeys(problems))
+
+
+def _sweep_label(client: docker.DockerClient, label: str) -> list[str]:
+    selector: dict[str, str | list[str] | bool] = {"label": label}
     problems: list[str] = []
 
     def each(what: str, lister: Callable[[], list[Any]],

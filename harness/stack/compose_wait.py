@@ -8,7 +8,6 @@ the wait with its last log lines, as the local runtime does.
 
 from __future__ import annotations
 
-import http.client
 import time
 from collections.abc import Callable
 
@@ -16,50 +15,62 @@ import docker.errors
 from docker.models.containers import Container
 
 from harness.errors import TargetError
-from harness.stack import backing
+from harness.stack import backing, health
 from harness.stack.base import Cancel
 
 POLL_S = 0.2
+LOOPBACK_OR_ANY = frozenset({"127.0.0.1", "", "0.0.0.0", "::"})
 TAIL_LINES = 15
 
 
 def published_port(container: Container, port: int) -> int | None:
-    """The 127.0.0.1 host port that publishes ``port``/tcp of ``container``."""
+    """The host port that publishes ``port``/tcp of ``container`` on 127.0.0.1 (or on every
+    address: ``0.0.0.0`` / ``::``, as a user's compose file may; traffic still goes to
+    127.0.0.1 only)."""
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp")
     for binding in bindings or []:
-        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+        if binding.get("HostIp") in LOOPBACK_OR_ANY and binding.get("HostPort"):
             return int(binding["HostPort"])
     return None
 
 
 def http_answer(port: int, path: str) -> tuple[int, str | None] | None:
     """``(status, X-Served-By)`` of ``GET path`` on 127.0.0.1:port, or None (no answer)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-        return response.status, response.getheader("X-Served-By")
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
+    answer = health.get(port, path)
+    return None if answer is None else (answer.status, answer.served_by)
 
 
-def probe(kind: str, health: str | None) -> Callable[[int], bool]:
-    """The readiness check of one replica, given its host port."""
-    if kind in ("valkey", "postgres"):
-        return lambda port: backing.is_ready(kind, port)  # type: ignore[arg-type]
+def replica_check(name: str, container: Container, kind: str, path: str | None,
+                  inside: int) -> tuple[Callable[[], bool], Callable[[], str]]:
+    """``(ready, what)`` for one replica: ``ready()`` probes it through its published port
+    (raising TargetError on a steady 4xx, see :mod:`.health`), ``what()`` says why it is not
+    ready yet."""
+    watch = health.HealthWatch(path)
 
-    def ready(port: int) -> bool:
-        answer = http_answer(port, health or "/")
-        return answer is not None and (health is None or 200 <= answer[0] < 300)
+    def ready() -> bool:
+        port = published_port(container, inside)
+        if port is None:
+            return False
+        if kind in ("valkey", "postgres"):
+            return backing.is_ready(kind, port)  # type: ignore[arg-type]
+        now = time.monotonic()
+        if watch.ok(health.get(port, path or "/"), now):
+            return True
+        steady = watch.steady_error(now)
+        if steady is not None:
+            raise TargetError(failure(name, container, steady))
+        return False
 
-    return ready
+    def what() -> str:
+        if kind in ("valkey", "postgres"):
+            return f"{kind} did not answer on its port {inside}"
+        return watch.what(inside, inside=True)
+
+    return ready, what
 
 
 def wait_container(name: str, container: Container, ready: Callable[[], bool], timeout: float,
-                   what: str, cancel: Cancel) -> None:
+                   what: Callable[[], str], cancel: Cancel) -> None:
     """Poll until ``ready()``; fail when the container stops or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
@@ -72,8 +83,9 @@ def wait_container(name: str, container: Container, ready: Callable[[], bool], t
         if ready():
             return
         if time.monotonic() > deadline:
+            why = f"{what()}; `startup_timeout` sets how long to wait"
             raise TargetError(failure(name, container, f"was not healthy after {timeout:g} s "
-                                                       f"({what})"))
+                                                       f"({why})"))
         time.sleep(POLL_S)
 
 

@@ -10,7 +10,6 @@ fault proxy (``{services.NAME.url}`` then names the proxy's port).
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import sys
@@ -22,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import Interrupted, TargetError
+from harness.stack import health
 from harness.stack.base import REVERT_GRACE_S, Cancel, Crash, NeverCancel, Replica
+from harness.stack.interpreter import isolated_env
 from harness.stack.process import ChildProcess, run_init
 from harness.stack.templating import fill
 from harness.util import atomic_write_json, free_port
@@ -230,9 +231,13 @@ class LocalStack:
         svc = started.service
         assert svc.command is not None  # the scenario model requires it for kind=process
         values = self._values(started.port, rid)
+        env = _base_env(self.run_dir)
+        if svc.interpreter is not None:
+            values["python"] = str(svc.interpreter)
+            env = isolated_env(env, svc.interpreter, svc.venv)
         where = f"service {started.name}"
         argv = [fill(part, values, f"{where}: command") for part in svc.command]
-        env = _base_env(self.run_dir) | {
+        env |= {
             k: fill(v, values, f"{where}: env.{k}") for k, v in svc.env.items()}
         env |= self.extra_env | {"PORT": str(started.port), "HARNESS_REPLICA": rid,
                 "HARNESS_SERVICE": started.name,
@@ -263,16 +268,26 @@ class LocalStack:
     def _wait_http(self, started: _Started, proc: ChildProcess, cancel: Cancel,
                    timeout: float | None = None) -> None:
         path = started.service.health
+        watch = health.HealthWatch(path)
 
         def ready() -> bool:
             if not proc.listens_on(started.port):
                 return False
-            return path is None or _http_ok(started.port, path)
+            if path is None:
+                return True
+            now = time.monotonic()
+            if watch.ok(health.get(started.port, path), now):
+                return True
+            steady = watch.steady_error(now)
+            if steady is not None:
+                raise TargetError(_failure(started.name, proc, steady))
+            return False
 
-        self._wait(started, proc, cancel, ready, timeout)
+        self._wait(started, proc, cancel, ready, timeout, lambda: watch.what(started.port))
 
     def _wait(self, started: _Started, proc: ChildProcess, cancel: Cancel,
-              ready: Callable[[], bool], timeout: float | None = None) -> None:
+              ready: Callable[[], bool], timeout: float | None = None,
+              what: Callable[[], str] | None = None) -> None:
         timeout = started.service.startup_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while True:
@@ -284,8 +299,10 @@ class LocalStack:
             if ready():
                 return
             if time.monotonic() > deadline:
+                why = what() if what is not None else _health_what(started)
                 raise TargetError(_failure(started.name, proc, f"was not healthy after "
-                                           f"{timeout:g} s ({_health_what(started)})"))
+                                           f"{timeout:g} s ({why}; `startup_timeout` sets "
+                                           "how long to wait)"))
             time.sleep(POLL_S)
 
     def _write_pids(self) -> None:
@@ -301,26 +318,13 @@ class LocalStack:
 def _health_what(started: _Started) -> str:
     if started.service.kind != "process":
         return f"{started.service.kind} did not answer on port {started.port}"
-    if started.service.health is None:
-        return f"nothing listened on port {started.port}"
-    return f"GET {started.service.health} on port {started.port} did not return 2xx"
+    return f"nothing listened on port {started.port}"
 
 
 def _failure(name: str, proc: ChildProcess, what: str) -> str:
     tail = proc.tail()
     shown = "\n".join(f"    {line}" for line in tail.splitlines()) if tail else "    (no output)"
     return f"service {name!r} ({proc.name}) {what}; last output lines:\n{shown}"
-
-
-def _http_ok(port: int, path: str) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path)
-        return 200 <= conn.getresponse().status < 300
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 def _base_env(run_dir: Path) -> dict[str, str]:
