@@ -114,9 +114,21 @@ def test_httpbin_example_in_its_own_venv(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=600, check=False)
     assert setup.returncode == 0, setup.stderr
     run_dir = tmp_path / "run"
-    done = run_cli("run", ROOT / "scenarios" / "httpbin.yaml", "--duration", "4", "--output",
+    done = run_cli("run", ROOT / "scenarios" / "httpbin.yaml", "--duration", "45", "--output",
                    run_dir)
     assert done.returncode == 0, done.stderr
     frame = pd.read_parquet(run_dir / "requests.parquet")
     assert {"GET /bytes/{n}", "GET /gzip", "GET /uuid"} <= set(frame["endpoint"])
     assert (frame["status"] == 200).all()
+    # priced per endpoint black-box: httpbin sends nothing, its CPU per call is fitted
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [fit["usable"] for fit in summary["blackbox"]] == [True], summary["blackbox"]
+    endpoints = {e["name"]: e for e in summary["endpoints"]}
+    assert {e["cpu_ms_source"] for e in endpoints.values()} == {"regression"}
+    ledger = pd.read_parquet(run_dir / "ledger.parquet")
+    assert set(ledger[ledger["x_CostCategory"] == "compute"]["x_AttributionBasis"]) \
+        == {"regression"}
+    # random bytes are generated in Python: the costliest endpoint, well inside its interval
+    heavy = endpoints["GET /bytes/{n}"]
+    assert heavy["cpu_ms_per_call"] == max(e["cpu_ms_per_call"] for e in endpoints.values())
+    assert heavy["cpu_ms_ci95"][0] > 0
