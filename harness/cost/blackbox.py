@@ -42,12 +42,12 @@ def unmeasured(requests: pd.DataFrame) -> list[tuple[str, str]]:
     return [(str(s), str(p)) for s, p in rows.index]
 
 
-def _window(design: Mapping[str, Any], guard: float) -> tuple[float, float]:
-    """(window length, fit windows from) for the run's design."""
+def _window(design: Mapping[str, Any], guard: float) -> tuple[float, float | None]:
+    """(window length, designed windows from: None when no design played) for the run."""
     active = design.get("active_from")
     window = design.get("window_s")
     if active is None or not isinstance(window, int | float) or window <= 0:
-        return max(UNDESIGNED_WINDOW_S, 4.0 * guard), 0.0
+        return max(UNDESIGNED_WINDOW_S, 4.0 * guard), None
     return float(window), float(active)
 
 

@@ -98,12 +98,15 @@ def _bootstrap(x: np.ndarray, y: np.ndarray, norms: np.ndarray, seed: int) -> np
 def _weakness(data: WindowData, x: np.ndarray, cond: float) -> str | None:
     n, p = x.shape
     need = max(MIN_WINDOWS, p + 2)
+    hint = ("run longer or shorten traffic.design.window" if data.designed
+            else "set traffic.mix: designed")
     if n < need:
         return (f"{n} usable window(s) of {data.window_s:g} s for {p - 1} endpoint(s): at least "
-                f"{need} are needed (run longer, or set traffic.mix: designed)")
+                f"{need} are needed ({hint})")
     if not np.isfinite(cond) or cond > MAX_CONDITION:
+        more = "raise traffic.design.spread or rate_swing" if data.designed else hint
         return (f"the traffic mix did not vary enough to tell the endpoints apart (design "
-                f"condition number {cond:.3g} > {MAX_CONDITION:g}; set traffic.mix: designed)")
+                f"condition number {cond:.3g} > {MAX_CONDITION:g}; {more})")
     return None
 
 

@@ -39,6 +39,7 @@ class WindowData:
     seconds: np.ndarray  # trimmed length of each window
     window_s: float
     guard_s: float
+    designed: bool = True  # the windows are a designed mix's (False: a fixed mix cut in windows)
 
 
 def guard_of(usage: pd.DataFrame, service: str) -> float:
@@ -120,9 +121,9 @@ def count_calls(batches: Iterable[pd.DataFrame], replica_service: Mapping[str, s
 
 
 def build_windows(calls: pd.DataFrame, usage: pd.DataFrame, service: str, phase: PhaseWindow,
-                  window_s: float, guard_s: float, since: float) -> WindowData:
+                  window_s: float, guard_s: float, since: float | None) -> WindowData:
     """The observations of ``service`` in ``phase``: windows with their calls and CPU."""
-    starts, ends = _grid(phase, window_s, guard_s, since)
+    starts, ends = _grid(phase, window_s, guard_s, since or 0.0)
     cpu = window_cpu(usage, service, starts, ends) if len(starts) else np.array([])
     keep = ~np.isnan(cpu)
     ks = np.rint(starts[keep] / window_s - guard_s / window_s).astype(np.int64)
@@ -134,4 +135,4 @@ def build_windows(calls: pd.DataFrame, usage: pd.DataFrame, service: str, phase:
                                  fill_value=0)
         counts = table.reindex(index=ks, columns=list(endpoints), fill_value=0).to_numpy(float)
     return WindowData(service, phase.name, tuple(endpoints), counts, cpu[keep],
-                      (ends - starts)[keep], window_s, guard_s)
+                      (ends - starts)[keep], window_s, guard_s, since is not None)
