@@ -34,6 +34,8 @@ from harness.faults.timeline import FaultTimeline
 from harness.interrupt import StopFlag
 from harness.meter.process import ProcessMeter
 from harness.meter.sampler import Sampler
+from harness.otel.env import otel_env
+from harness.otel.receiver import OtlpReceiver
 from harness.profiling import ProfileReceiver
 from harness.progress import Progress
 from harness.stack.local import LocalStack
@@ -93,6 +95,7 @@ class Run:
         self.master_bind, self.remote_workers = master_bind, remote_workers
         self.faults: FaultTimeline | None = None
         self.profiles: ProfileReceiver | None = None
+        self.otel: OtlpReceiver | None = None
         self.progress = Progress(scenario.traffic.total_duration, live=live)
         self.manifest = art.Manifest(
             run_id=run_dir.name, scenario_name=scenario.name,
@@ -130,6 +133,7 @@ class Run:
 
     def _run(self) -> None:
         self._start_profiling()
+        self._start_otel()
         self.progress.note("starting the stack")
         self.stack.up(self.stop_flag)
         self.manifest.services = self.stack.describe()
@@ -161,6 +165,26 @@ class Run:
             url = self.profiles.url
         self.stack.extra_env = {"HARNESS_PYROSCOPE_URL": url,
                                 "HARNESS_PYROSCOPE_SAMPLE_RATE": str(spec.sample_rate)}
+
+    def _start_otel(self) -> None:
+        """Process services export their spans to the embedded OTLP receiver (docs/otel.md)."""
+        spec = self.scenario.otel
+        if not spec.enabled or not isinstance(self.stack, LocalStack):
+            return
+        self.otel = OtlpReceiver(self.run_dir)
+        self.stack.service_env = {
+            name: otel_env(self.otel.endpoint, name, spec.schedule_delay)
+            for name, svc in self.scenario.target.services.items() if svc.kind == "process"}
+
+    def _stop_otel(self) -> None:
+        """After the stack is down (the SDKs flush on shutdown): spans from now on are late;
+        wait for the last ones (at most ``otel.grace``), then write traces.parquet."""
+        if self.otel is None:
+            return
+        try:
+            self.otel.stack_stopped()
+        finally:
+            self.otel.stop(self.scenario.otel.grace)
 
     def _fault_timeline(self, traffic: Traffic | DistributedTraffic) -> FaultTimeline:
         proxy = self.stack.fault_proxy_client() if isinstance(self.stack, LocalStack) else None
@@ -241,6 +265,7 @@ class Run:
         if self.profiles is not None:
             steps.append(("profile receiver", self.profiles.stop))
         steps.append(("stack", self.stack.down))
+        steps.append(("otel receiver", self._stop_otel))
         for what, step in steps:
             try:
                 step()
@@ -296,6 +321,9 @@ def _make_stack(scenario: Scenario, run_dir: Path) -> LocalStack | ComposeStack:
             supported = ", ".join(sorted(DOCKER_FAULTS))
             raise InputError(f"{scenario.source}: fault kind(s) {', '.join(unsupported)} run on "
                              f"the local runtime only; on docker: {supported} (docs/faults.md)")
+        if scenario.otel.enabled:
+            raise InputError(f"{scenario.source}: otel.enabled runs on the local runtime only "
+                             "(docs/otel.md)")
         return ComposeStack(scenario, run_dir)
     proxied = frozenset(f.target for f in scenario.faults if f.kind in PROXIED_KINDS)
     return LocalStack(scenario, run_dir, proxied)

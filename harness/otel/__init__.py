@@ -1,7 +1,8 @@
 """OpenTelemetry in: per-request operations from the spans of standard instrumentation.
 
-* :class:`~harness.otel.receiver.OtlpReceiver` — the embedded OTLP/HTTP receiver (own process); the targets export
-  to it; it writes ``RUN_DIR/traces.parquet`` (one row per trace) and ``RUN_DIR/otel.json``.
+* :class:`~harness.otel.receiver.OtlpReceiver` — the embedded OTLP/HTTP receiver (its own
+  process); the targets export to it; it writes ``RUN_DIR/traces.parquet`` (one row per
+  trace) and ``RUN_DIR/otel.json``.
 * :func:`otel_env` — the standard ``OTEL_*`` variables a process service is given.
 * :func:`fill_from_traces`, :func:`otel_accounting` — the join of request records with their
   traces (by trace id) and the lost / late / foreign / rejected accounting.

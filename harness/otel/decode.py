@@ -128,9 +128,9 @@ def _from_protobuf(body: bytes) -> Decoded:
                     _reject(out, f"a span has an invalid trace id {trace_id!r}")
                     continue
                 attrs = {a.key: _pb_value(a.value) for a in span.attributes if a.key in READ_KEYS}
+                error = span.status.code == STATUS_ERROR
                 out.spans.append(Span(trace_id, span.kind, span.start_time_unix_nano,
-                                      span.end_time_unix_nano,
-                                      span.status.code == STATUS_ERROR, service, attrs))  # fmt: skip
+                                      span.end_time_unix_nano, error, service, attrs))
     return out
 
 

@@ -36,7 +36,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from harness.errors import MeteringError
 from harness.otel.decode import Decoded, InvalidOtlp, OtlpTooLarge, decode_traces, inflate
-from harness.otel.traces import TRACES, TraceTable
+from harness.otel.traces import OTEL_STATS, TRACES, TraceTable
 from harness.util import atomic_write_json
 
 __all__ = ["MAX_BODY", "OTEL_STATS", "STOP_PATH", "STOPPED_PATH", "TOKEN_HEADER", "OtlpServer"]
@@ -47,7 +47,6 @@ SIGNAL_PATHS = ("/v1/metrics", "/v1/logs")
 STOP_PATH = "/-/stop"
 STOPPED_PATH = "/-/stack-stopped"
 TOKEN_HEADER = "X-Harness-Token"
-OTEL_STATS = "otel.json"
 MAX_BODY = 16 * 1024 * 1024
 INFLATE_FACTOR = 8
 QUIET_S = 0.5  # stop: no span for this long means the exporters have flushed

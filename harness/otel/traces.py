@@ -32,14 +32,19 @@ from harness.errors import ArtifactError
 from harness.otel.decode import KIND_CLIENT, KIND_SERVER, Span
 from harness.parts import PartWriter
 
-__all__ = ["CACHE_SYSTEMS", "TRACES", "TRACE_SCHEMA", "TraceTable", "finish", "read_traces"]
+__all__ = ["CACHE_SYSTEMS", "OTEL_STATS", "TRACES", "TRACE_SCHEMA", "TraceTable", "finish",
+           "read_traces"]  # fmt: skip
 
 TRACES = "traces.parquet"
+OTEL_STATS = "otel.json"  # the receiver's counts (spans, rejected, late, first error)
 CACHE_SYSTEMS = frozenset({"redis", "valkey", "memcached"})
-READ_OPERATIONS = frozenset({"SELECT", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "WITH", "VALUES",
-                             "TABLE", "GET", "FIND", "COUNT", "AGGREGATE", "SCAN", "QUERY"})  # fmt: skip
-IGNORED_OPERATIONS = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "START", "SAVEPOINT", "RELEASE",
-                                "SET", "RESET", "DISCARD"})  # fmt: skip
+READ_OPERATIONS = frozenset({
+    "SELECT", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "WITH", "VALUES", "TABLE", "GET", "FIND",
+    "COUNT", "AGGREGATE", "SCAN", "QUERY",
+})  # fmt: skip
+IGNORED_OPERATIONS = frozenset({
+    "BEGIN", "COMMIT", "ROLLBACK", "START", "SAVEPOINT", "RELEASE", "SET", "RESET", "DISCARD",
+})  # fmt: skip
 COUNT_COLUMNS = ("spans", "db_reads", "db_writes", "cache_ops", "external_calls", "span_errors")
 
 # One row per trace id; external is "host:port=n;..." like the request records' column.
@@ -187,8 +192,6 @@ def finish(final: Path) -> int:
 
 def _merge(table: pa.Table) -> pa.Table:
     """One row per trace id: counts summed, arrivals min/max, the earliest SERVER span."""
-    import pandas as pd
-
     frame = table.to_pandas()
     frame = frame.sort_values(["trace_id", "server_start_ns"], na_position="last")
     groups = frame.groupby("trace_id", sort=False)
