@@ -131,7 +131,8 @@ def _float_column(frame: pd.DataFrame, name: str) -> np.ndarray:
 def _object_column(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.full(len(frame), None, dtype=object)
-    return frame[name].astype(object).where(frame[name].notna(), None).to_numpy(object)
+    column = frame[name].astype(object)
+    return np.array(column.where(column.notna(), None), dtype=object)
 
 
 def otel_accounting(run_dir: Path, requests_path: Path) -> dict[str, Any] | None:
