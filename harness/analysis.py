@@ -70,3 +70,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary.get("asked_rps"):
         rate += f" (asked {num(summary.get('asked_rps'))} req/s)"
     console.print(rate, highlight=False)
+    from harness.otel.summary import otel_line
+
+    if (line := otel_line(summary)) is not None:
+        console.print(line, highlight=False)

@@ -4,7 +4,11 @@ Latency percentiles are exact (numpy, linear interpolation) over ``latency_ms`` 
 requests. Costs are in the price book's currency (``currency``) despite the ``_usd`` suffixes.
 "Full" cost per call includes the share of unattributed cost spread by weight; "direct" does
 not. Counters per call are sums over all calls (null when no request reported the counter);
-``cpu_ms_per_call`` is the mean over the requests that reported CPU.
+``cpu_ms_per_call`` is the mean over the requests that reported CPU, ``server_ms_per_call``
+the mean SERVER-span duration over the requests whose trace had one. ``telemetry`` says where
+each priced request's telemetry came from (``sources``: server-timing / otel-spans / none) and,
+for a run with OpenTelemetry, the lost / late / foreign / rejected counts (``otel``, see
+docs/otel.md; null without OTel).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from harness.cost.ledger import CATEGORIES, UNATTRIBUTED, Ledger, write_atomic
 from harness.cost.models import compare_billing_models
 from harness.cost.profiles import profile_check
 from harness.cost.quantities import COUNTERS
+from harness.otel.summary import otel_notes, telemetry_summary
 from harness.rundata import RunData
 
 PERCENTILES = {"p50_ms": 50.0, "p95_ms": 95.0, "p99_ms": 99.0}
@@ -54,6 +59,9 @@ def _counters(row: pd.Series) -> dict[str, float | None]:
     }
     for name in COUNTERS[2:]:
         out[f"{name}_per_call"] = _ratio(row[name], calls) if row[f"{name}_n"] else None
+    for name in ("cache_ops", "span_errors"):  # cache_ops: hits + misses, or from spans
+        out[f"{name}_per_call"] = _ratio(row[name], calls) if row.get(f"{name}_n") else None
+    out["server_ms_per_call"] = _ratio(row.get("server_ms", 0.0), row.get("server_ms_n", 0.0))
     return out
 
 
@@ -210,7 +218,9 @@ def build_summary(run: RunData, ledger: Ledger) -> dict[str, Any]:
         "phases": _phases(run, costs),
         "notes": list(run.notes),
         "profiles": profile_check(ledger.inputs.groups, run.run_dir / "profiles"),
+        "telemetry": telemetry_summary(run, ledger.inputs.groups),
     }
+    summary["notes"] += otel_notes(summary["telemetry"])
     return summary
 
 
