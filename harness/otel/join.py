@@ -103,14 +103,17 @@ def fill_from_traces(frame: pd.DataFrame, lookup: TraceLookup | None) -> pd.Data
 
 
 def _source(frame: pd.DataFrame) -> np.ndarray:
-    if "telemetry_source" in frame.columns:
-        column = frame["telemetry_source"].astype(object)
-        return np.where(column.isna(), NO_TELEMETRY, column).astype(object)
+    """The recorded source, else server-timing for a record with header fields (a run written
+    before the column), else none."""
     reported = np.zeros(len(frame), dtype=bool)
     for name in ("cpu_ms", "db_reads", "db_writes", "cache_hits", "cache_misses"):
         if name in frame.columns:
             reported |= frame[name].notna().to_numpy()
-    return np.where(reported, SERVER_TIMING, NO_TELEMETRY).astype(object)
+    inferred = np.where(reported, SERVER_TIMING, NO_TELEMETRY).astype(object)
+    if "telemetry_source" not in frame.columns:
+        return inferred
+    column = frame["telemetry_source"].astype(object)
+    return np.where(column.isna(), inferred, column).astype(object)
 
 
 def _trace_rows(trace_id: pd.Series, lookup: TraceLookup) -> np.ndarray:

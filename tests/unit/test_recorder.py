@@ -72,3 +72,21 @@ def test_a_shipping_recorder_leaves_no_parts_behind(tmp_path: Path) -> None:
     assert rec.close() == 1
     assert len(shipped) == 1 and len(shipped[0]) == 1
     assert list(tmp_path.iterdir()) == []  # a remote worker writes nothing where it runs
+
+
+def test_the_trace_id_of_the_context_is_recorded_and_the_header_names_the_source(
+    tmp_path: Path,
+) -> None:
+    timed = Headers()
+    timed["Server-Timing"] = "cpu;dur=1.5"
+    cdn = Headers()
+    cdn["Server-Timing"] = "cdn-cache;desc=HIT"  # no harness field: not a telemetry source
+    rec = Recorder(tmp_path / "requests.parquet", PhaseClock(), "v1")
+    context = {"bytes_in": 0, "tenant": None, "trace_id": "ab" * 16}
+    rec.on_request(**_event(SimpleNamespace(headers=timed, status_code=200), context=context))
+    rec.on_request(**_event(SimpleNamespace(headers=cdn, status_code=200)))
+    rec.close()
+    rows = pq.read_table(tmp_path / "requests.parquet").to_pylist()
+    assert (rows[0]["trace_id"], rows[0]["telemetry_source"]) == ("ab" * 16, "server-timing")
+    assert (rows[1]["trace_id"], rows[1]["telemetry_source"]) == (None, None)
+    assert rows[0]["cache_ops"] is None and rows[0]["server_ms"] is None
