@@ -5,7 +5,9 @@
 ``telemetry_source`` (``server-timing`` | ``otel-spans`` | ``none``) on every request.
 :func:`otel_accounting` counts what did not match, from the files alone:
 
-* ``lost_requests`` — requests that sent a trace id whose trace never arrived;
+* ``lost_requests`` — requests answered by the target (an HTTP status) that sent a trace id
+  whose trace never arrived; ``unanswered_requests`` — traced requests without any response
+  (connection refused, timeout) and without a trace: no server may have seen them;
 * ``late_spans`` — spans that arrived after the stack was down (still counted in their trace);
 * ``foreign_traces`` / ``foreign_spans`` — traces whose id the harness never sent (health
   checks, start-up work, a client other than the harness);
@@ -145,20 +147,21 @@ def otel_accounting(run_dir: Path, requests_path: Path) -> dict[str, Any] | None
     if traces is None and not stats_path.exists():
         return None
     stats = _read_stats(stats_path)
-    sent = _sent_ids(requests_path)
+    sent, answered = _sent_ids(requests_path)
     if traces is None:
         traces = pa.table({"trace_id": pa.array([], pa.string()),
                            "spans": pa.array([], pa.int64())})  # fmt: skip
     known = pc.is_in(traces["trace_id"], value_set=sent)
-    arrived = pc.is_in(sent, value_set=traces["trace_id"])
+    missing = pc.invert(pc.is_in(sent, value_set=traces["trace_id"]))
     foreign = pc.invert(known)
     return {
         "requests_traced": len(sent),
         "traces": traces.num_rows,
         "spans": int(stats.get("spans") or pc.sum(traces["spans"]).as_py() or 0),
-        "lost_requests": len(sent) - int(pc.sum(arrived).as_py() or 0),
+        "lost_requests": _count(pc.and_(missing, answered)),
+        "unanswered_requests": _count(pc.and_(missing, pc.invert(answered))),
         "late_spans": int(stats.get("late_spans") or 0),
-        "foreign_traces": int(pc.sum(foreign).as_py() or 0),
+        "foreign_traces": _count(foreign),
         "foreign_spans": int(pc.sum(pc.filter(traces["spans"], foreign)).as_py() or 0),
         "rejected_payloads": int(stats.get("rejected_payloads") or 0),
         "rejected_spans": int(stats.get("rejected_spans") or 0),
@@ -167,18 +170,25 @@ def otel_accounting(run_dir: Path, requests_path: Path) -> dict[str, Any] | None
     }
 
 
-def _sent_ids(requests_path: Path) -> pa.Array:
-    empty = pa.array([], pa.string())
+def _count(mask: pa.Array) -> int:
+    return int(pc.sum(mask).as_py() or 0)
+
+
+def _sent_ids(requests_path: Path) -> tuple[pa.Array, pa.Array]:
+    """The trace ids the requests sent, and whether each request got an HTTP response."""
+    empty = pa.array([], pa.string()), pa.array([], pa.bool_())
     if not requests_path.is_file() or requests_path.stat().st_size == 0:
         return empty
     try:
         parquet = pq.ParquetFile(requests_path)
         if "trace_id" not in parquet.schema_arrow.names:
             return empty
-        column = parquet.read(columns=["trace_id"])["trace_id"]
+        table = parquet.read(columns=["trace_id", "status"]).combine_chunks()
     except (pa.ArrowException, OSError) as exc:
         raise ArtifactError(f"{requests_path}: truncated or unreadable ({exc})") from exc
-    return pc.drop_null(column.combine_chunks()).cast(pa.string())
+    table = table.filter(pc.is_valid(table["trace_id"]))
+    answered = pc.fill_null(pc.greater(table["status"], 0), False)
+    return table["trace_id"].combine_chunks().cast(pa.string()), answered.combine_chunks()
 
 
 def _read_stats(path: Path) -> dict[str, Any]:

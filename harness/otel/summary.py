@@ -34,6 +34,9 @@ def otel_notes(telemetry: dict[str, Any]) -> list[str]:
         notes.append(f"otel: {otel['lost_requests']:,} of {otel['requests_traced']:,} traced "
                      "requests have no trace (spans lost: not exported, killed before "
                      "flushing, or refused); their telemetry is 'none'")  # fmt: skip
+    if otel.get("unanswered_requests"):
+        notes.append(f"otel: {otel['unanswered_requests']:,} traced requests got no response "
+                     "and have no trace (no server saw them)")
     if otel["late_spans"]:
         notes.append(f"otel: {otel['late_spans']:,} spans arrived after the stack was down")
     if otel["rejected_payloads"] or otel["rejected_spans"]:
@@ -48,5 +51,6 @@ def otel_line(summary: dict[str, Any]) -> str | None:
     if not otel:
         return None
     return (f"otel: {otel['requests_traced']:,} traced requests, {otel['spans']:,} spans, "
-            f"lost {otel['lost_requests']:,}, late spans {otel['late_spans']:,}, foreign traces "
+            f"lost {otel['lost_requests']:,}, unanswered {otel.get('unanswered_requests', 0):,}, "
+            f"late spans {otel['late_spans']:,}, foreign traces "
             f"{otel['foreign_traces']:,}, rejected payloads {otel['rejected_payloads']:,}")

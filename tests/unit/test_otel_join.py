@@ -38,6 +38,7 @@ def _run(tmp_path: Path) -> Path:
                 telemetry_source="server-timing"),
         request(2.0, "/otel", trace_id=T2),
         request(3.0, "/otel", trace_id=T3),  # its trace never arrives: lost
+        request(3.5, "/otel", trace_id="4" * 32, status=0, error="refused"),  # unanswered
         request(4.0, "/plain"),  # no trace id, no header
     ]  # fmt: skip
     run_dir = write_run(tmp_path / "run", requests,
@@ -68,7 +69,7 @@ def _run(tmp_path: Path) -> Path:
 def test_requests_without_telemetry_take_their_traces_counts(tmp_path: Path) -> None:
     frame = load_run(_run(tmp_path)).requests.set_index("start")
     assert list(frame["telemetry_source"].astype(str)) == [
-        "server-timing", "otel-spans", "none", "none"]
+        "server-timing", "otel-spans", "none", "none", "none"]
     assert "trace_id" not in frame.columns  # not needed past the join
     st, otel = frame.loc[1.0], frame.loc[2.0]
     assert (st["db_reads"], st["cache_hits"]) == (5.0, 1.0)  # the header wins over the trace
@@ -88,7 +89,7 @@ def test_quantities_use_span_cache_ops_and_count_each_source(tmp_path: Path) -> 
     ctx = QuantityContext(t0=0.0, granularity_ms=1.0, replica_service={}, entry="api")
     sums = aggregate_requests(run.priced_batches(), ctx).sum(numeric_only=True)
     assert sums["cache_ops"] == 2 + 3  # hits + misses of the header, operations of the spans
-    assert (sums["server_timing_n"], sums["otel_n"], sums["no_telemetry_n"]) == (1, 1, 2)
+    assert (sums["server_timing_n"], sums["otel_n"], sums["no_telemetry_n"]) == (1, 1, 3)
     assert sums["ext:payments"] == 2 and sums["server_ms_n"] == 1
 
 
@@ -103,8 +104,8 @@ def test_the_ledger_prices_span_operations_like_header_ones(tmp_path: Path) -> N
     shares = cache["BilledCost"].sum()
     assert shares["/otel"] == pytest.approx(shares["/st"] * 3 / 2)  # 3 ops : 2 ops
     summary = build_summary(run, ledger)
-    assert summary["telemetry"]["sources"] == {"server-timing": 1, "otel-spans": 1, "none": 2}
-    assert any("1 of 3 traced requests have no trace" in n for n in summary["notes"])
+    assert summary["telemetry"]["sources"] == {"server-timing": 1, "otel-spans": 1, "none": 3}
+    assert any("1 of 4 traced requests have no trace" in n for n in summary["notes"])
 
 
 def test_streamed_batches_are_joined_too(tmp_path: Path) -> None:
@@ -112,7 +113,7 @@ def test_streamed_batches_are_joined_too(tmp_path: Path) -> None:
     assert run.streamed is not None
     (batch,) = list(run.priced_batches())
     assert list(batch["telemetry_source"].astype(str)) == [
-        "server-timing", "otel-spans", "none", "none"]
+        "server-timing", "otel-spans", "none", "none", "none"]
     assert batch.set_index("start").loc[2.0, "cache_ops"] == 3.0
 
 
@@ -121,9 +122,11 @@ def test_lost_late_foreign_and_rejected_are_counted(tmp_path: Path) -> None:
     counts = otel_accounting(run_dir, run_dir / REQUESTS)
     assert counts is not None
     assert {k: counts[k] for k in ("requests_traced", "traces", "lost_requests", "late_spans",
-                                   "foreign_traces", "foreign_spans", "rejected_payloads")} == {
-        "requests_traced": 3, "traces": 3, "lost_requests": 1, "late_spans": 2,
-        "foreign_traces": 1, "foreign_spans": 4, "rejected_payloads": 1}  # fmt: skip
+                                   "foreign_traces", "foreign_spans", "rejected_payloads",
+                                   "unanswered_requests")} == {
+        "requests_traced": 4, "traces": 3, "lost_requests": 1, "late_spans": 2,
+        "foreign_traces": 1, "foreign_spans": 4, "rejected_payloads": 1,
+        "unanswered_requests": 1}  # fmt: skip
     assert counts["first_error"] == "400 not OTLP/JSON"
     assert otel_accounting(write_run(tmp_path / "plain", [request(1.0)]),
                            tmp_path / "plain" / REQUESTS) is None  # fmt: skip
