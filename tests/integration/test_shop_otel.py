@@ -10,6 +10,7 @@ be read after the run); payments is a service of the stack, so its calls are nam
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -72,7 +73,8 @@ pricing:
 
 
 def _run(tmp_path: Path, postgres: Any, valkey: Any, *, replicas: int = 2, rate: int = 25,
-         duration: str = "8s", extra_env: str = "", faults: str = "") -> tuple[Path, str]:  # fmt: skip
+         duration: str = "8s", extra_env: str = "",
+         faults: str = "") -> tuple[Path, str]:  # fmt: skip
     scenario = tmp_path / "shop-otel.yaml"
     scenario.write_text(SCENARIO.format(db_url=postgres.url, cache_url=valkey.url,
                                         replicas=replicas, rate=rate, duration=duration,
@@ -80,8 +82,7 @@ def _run(tmp_path: Path, postgres: Any, valkey: Any, *, replicas: int = 2, rate:
     run_dir = tmp_path / "run"
     done = subprocess.run([*HARNESS, "run", str(scenario), "--output", str(run_dir)], cwd=REPO,
                           capture_output=True, text=True, timeout=240, check=False,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
-                               "HOME": str(tmp_path)})  # fmt: skip
+                          env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return run_dir, done.stdout
 
