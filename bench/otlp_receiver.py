@@ -205,9 +205,8 @@ def traceparent_cost(rounds: int, calls_per_round: int, tmp: Path) -> dict[str, 
     from harness.traffic.calls import make_call
 
     text = "name: c\ntarget: {services: {api: {command: 'true'}}}\nrequests: [{name: r, path: /}]\n"
-    plain = make_call(parse_scenario(text, Path("c.yaml")), random.Random(1))
-    traced = make_call(parse_scenario(text + "otel: {enabled: true}\n", Path("c.yaml")),
-                       random.Random(1))  # fmt: skip
+    plain, traced = (make_call(parse_scenario(text + extra, Path("c.yaml")), random.Random(1))
+                     for extra in ("", "otel: {enabled: true}\n"))  # fmt: skip
 
     class Fake:
         class client:  # noqa: N801 - the attribute Locust users have
@@ -218,8 +217,8 @@ def traceparent_cost(rounds: int, calls_per_round: int, tmp: Path) -> dict[str, 
     port = free_port()
     env = {"PORT": str(port), "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
            "SPAN_FLOOD_FILE": str(tmp / "never")}  # fmt: skip
-    fake = {"plain": [], "traced": []}
-    real = {"plain": [], "traced": []}
+    fake: dict[str, list[float]] = {"plain": [], "traced": []}
+    real: dict[str, list[float]] = {"plain": [], "traced": []}
     with child("target", [PYTHON, "bench/span_flood_target.py"], env) as proc:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         environment = Environment()
@@ -229,20 +228,22 @@ def traceparent_cost(rounds: int, calls_per_round: int, tmp: Path) -> dict[str, 
         class Real:
             client = session
 
-        for _ in range(rounds):
-            for name, call in (("plain", plain), ("traced", traced)):
-                began = time.process_time()
-                for _ in range(calls_per_round * 20):
-                    call(Fake, None)
-                fake[name].append((time.process_time() - began) / (calls_per_round * 20) * 1e6)
-                began = time.process_time()
-                for _ in range(calls_per_round):
-                    call(Real, None)
-                real[name].append((time.process_time() - began) / calls_per_round * 1e6)
+        for index in range(rounds):  # ABBA: which goes first alternates
+            pair = [("plain", plain), ("traced", traced)]
+            for name, call in pair if index % 2 == 0 else pair[::-1]:
+                fake[name].append(_us_per_call(call, Fake, calls_per_round * 20))
+                real[name].append(_us_per_call(call, Real, calls_per_round))
     return {"fake_plain": median(fake["plain"]), "fake_traced": median(fake["traced"]),
             "real_plain": median(real["plain"]), "real_traced": median(real["traced"]),
             "real_plain_spread": spread(real["plain"]),
             "real_traced_spread": spread(real["traced"])}  # fmt: skip
+
+
+def _us_per_call(call: Any, user: Any, calls: int) -> float:
+    began = time.process_time()
+    for _ in range(calls):
+        call(user, None)
+    return (time.process_time() - began) / calls * 1e6
 
 
 def main() -> None:
@@ -253,7 +254,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=150, help="(b): requests/s")
     parser.add_argument("--windows", type=int, default=10, help="(b): flood off/on windows")
     parser.add_argument("--window", type=float, default=6.0, help="(b): seconds per window")
-    parser.add_argument("--rounds", type=int, default=7, help="(c): rounds")
+    parser.add_argument("--rounds", type=int, default=12, help="(c): rounds")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.windows, args.window, args.rounds = 3.0, 4, 3.0, 3
@@ -261,12 +262,36 @@ def main() -> None:
                 for kind in ("protobuf", "gzip")}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         windows = flood_run(args.rate, args.windows, args.window, Path(tmp))
-        header = traceparent_cost(args.rounds, 2000, Path(tmp))
+        header = traceparent_cost(args.rounds, 3000, Path(tmp))
     body = render(capacity, windows, header, args)
     print(body)
     if not args.quick:
         write_section("otlp-receiver", "OTLP receiver: CPU per span, span flood vs load "
                       "generation, traceparent cost", body)  # fmt: skip
+
+
+def _paired(windows: list[dict[str, Any]]) -> list[float]:
+    """Harness CPU per request of each flood window / the mean of its no-flood neighbours."""
+    out = []
+    for index, window in enumerate(windows):
+        if not window["flood"]:
+            continue
+        near = [windows[j]["gen_us_per_req"] for j in (index - 1, index + 1)
+                if 0 <= j < len(windows) and not windows[j]["flood"]]  # fmt: skip
+        if near:
+            out.append(window["gen_us_per_req"] / (sum(near) / len(near)))
+    return out
+
+
+def _header_table(header: dict[str, float]) -> str:
+    return table(["path", "no otel µs/call", "otel µs/call", "added µs/call"], [
+        ("make_call, fake client (the harness's own work)", f"{header['fake_plain']:.2f}",
+         f"{header['fake_traced']:.2f}", f"{header['fake_traced'] - header['fake_plain']:.2f}"),
+        ("FastHttpSession request to a local target (client CPU)",
+         f"{header['real_plain']:.1f} ({header['real_plain_spread']})",
+         f"{header['real_traced']:.1f} ({header['real_traced_spread']})",
+         f"{header['real_traced'] - header['real_plain']:.1f}"),
+    ])  # fmt: skip
 
 
 def render(capacity: dict[str, dict[str, float]], windows: list[dict[str, Any]],
@@ -289,23 +314,19 @@ def render(capacity: dict[str, dict[str, float]], windows: list[dict[str, Any]],
     def m(rows: list[dict[str, Any]], key: str) -> float:
         return median([r[key] for r in rows])
 
+    paired = _paired(win)
     ratios = (f"flood / no flood (medians of {len(on)} and {len(off)} windows of "
               f"{args.window:.0f} s, {args.rate} req/s asked, {SPANS_PER_TRACE} spans per "
               f"request): achieved req/s **{m(on, 'rps') / m(off, 'rps'):.3f}**, harness CPU "
-              f"per request **{m(on, 'gen_us_per_req') / m(off, 'gen_us_per_req'):.3f}**; "
+              f"per request **{m(on, 'gen_us_per_req') / m(off, 'gen_us_per_req'):.3f}** (each "
+              f"flood window against the mean of its neighbours, against drift: median "
+              f"**{median(paired):.3f}**, range {spread(paired)}); "
               f"receiver {m(on, 'receiver_cores'):.2f} cores with the flood, "
               f"{m(off, 'receiver_cores'):.3f} without. The run's accounting: "
               f"{otel['spans']:,} spans, {otel['requests_traced']:,} traced requests, lost "
               f"{otel['lost_requests']}, late spans {otel['late_spans']}, rejected payloads "
               f"{otel['rejected_payloads']}.")  # fmt: skip
-    part_c = table(["path", "no otel µs/call", "otel µs/call", "added µs/call"], [
-        ("make_call, fake client (the harness's own work)", f"{header['fake_plain']:.2f}",
-         f"{header['fake_traced']:.2f}", f"{header['fake_traced'] - header['fake_plain']:.2f}"),
-        ("FastHttpSession request to a local target (client CPU)",
-         f"{header['real_plain']:.1f} ({header['real_plain_spread']})",
-         f"{header['real_traced']:.1f} ({header['real_traced_spread']})",
-         f"{header['real_traced'] - header['real_plain']:.1f}"),
-    ])  # fmt: skip
+    part_c = _header_table(header)
     return (f"**(a) receiver capacity** ({args.seconds:.0f} s per body, 500-span exports from "
             f"two senders on the other core):\n\n{part_a}\n\n**(b) span flood vs load "
             f"generation**, one run:\n\n{part_b}\n\n{ratios}\n\n**(c) traceparent per "

@@ -42,3 +42,12 @@ def test_a_target_without_spans_loses_every_trace_and_a_corrupt_traces_file_is_e
     assert bad.returncode == 2
     assert "traces.parquet: truncated or not a Parquet file" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_otel_on_the_docker_runtime_is_refused_with_one_clear_message(
+    scenario_file: Callable[..., Path], run_dir: Path
+) -> None:
+    done = run_cli("run", scenario_file(SHORT), "--runtime", "docker", "--output", run_dir)
+    assert done.returncode == 2
+    assert "otel.enabled runs on the local runtime only (docs/otel.md)" in done.stderr
+    assert "Traceback" not in done.stderr
