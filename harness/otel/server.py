@@ -183,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         known = (TRACES_PATH, STOP_PATH, STOPPED_PATH, *SIGNAL_PATHS)
         if path not in known:
-            self._discard(int(self.headers.get("Content-Length") or 0))
+            raw = self.headers.get("Content-Length", "0").strip()
+            self._discard(int(raw) if raw.isdigit() else 1 << 30)
             self._error(HTTPStatus.NOT_FOUND, f"no such path: {path}")
             return
         body = self._read_body()
