@@ -19,6 +19,7 @@ from locust import FastHttpUser, User, between, constant, task
 
 from harness.errors import ScenarioInvalid
 from harness.traffic.calls import make_call
+from harness.traffic.tracing import traced_user
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
@@ -75,7 +76,11 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
                 seed: int) -> list[type[User]]:
     """One FastHttpUser subclass for the scenario's request list."""
     if scenario.locustfile is not None:
-        return _from_locustfile(Path(scenario.locustfile), host)
+        users = _from_locustfile(Path(scenario.locustfile), host)
+        if scenario.otel.enabled:  # a traceparent per request, as for the scenario's own
+            rng = random.Random(seed)
+            users = [traced_user(cls, rng) for cls in users]
+        return users
     call = make_call(scenario, random.Random(seed))
     traffic = scenario.traffic
     attrs: dict[str, Any] = {"host": host, "network_timeout": traffic.timeout,

@@ -51,3 +51,36 @@ def test_otel_on_the_docker_runtime_is_refused_with_one_clear_message(
     assert done.returncode == 2
     assert "otel.enabled runs on the local runtime only (docs/otel.md)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+LOCUSTFILE = """
+from locust import FastHttpUser, constant, task
+
+
+class Browse(FastHttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def cheap(self):
+        self.client.get("/cheap", name="GET /cheap")
+"""
+
+
+def test_a_locustfile_s_requests_carry_a_traceparent_too(
+    scenario_file: Callable[..., Path], run_dir: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    locustfile = scenario_file(LOCUSTFILE, "browse.py")
+    text = SHORT.replace("traffic: {model: open, rate: 20, warmup: 1s, duration: 3s}",
+                         "traffic: {model: closed, users: 2, warmup: 1s, duration: 3s}")
+    text = text.replace("requests:\n  - {name: GET /cheap, path: /cheap}",
+                        f"locustfile: {locustfile}")  # fmt: skip
+    assert "locustfile:" in text and "requests:" not in text and "closed" in text
+    done = run_cli("run", scenario_file(text, "locust.yaml"), "--output", run_dir)
+    assert done.returncode == 0, done.stderr
+    ids = pq.read_table(run_dir / "requests.parquet")["trace_id"].to_pylist()
+    assert len(ids) > 20 and all(i is not None and len(i) == 32 for i in ids)
+    assert len(set(ids)) == len(ids)
+    otel = json.loads((run_dir / "summary.json").read_text())["telemetry"]["otel"]
+    assert otel["requests_traced"] == len(ids) == otel["lost_requests"]  # the sample: no spans
