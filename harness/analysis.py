@@ -24,6 +24,10 @@ def recover_parts(run_dir: Path) -> None:
     for name, schema in ((art.REQUESTS, art.REQUEST_SCHEMA), (art.USAGE, art.USAGE_SCHEMA)):
         if parts_dir(run_dir / name).is_dir():
             compact(run_dir / name, schema)
+    from harness.otel.traces import TRACES, finish
+
+    if parts_dir(run_dir / TRACES).is_dir():  # an OTLP receiver that was killed
+        finish(run_dir / TRACES)
 
 
 def analyse(run_dir: Path, price_book: str | None = None,

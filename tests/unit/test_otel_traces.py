@@ -93,3 +93,18 @@ def test_a_corrupt_traces_file_is_an_artifact_error(tmp_path: Path) -> None:
     path.write_bytes(b"PAR1 not really")
     with pytest.raises(ArtifactError, match="traces.parquet: truncated or not a Parquet file"):
         read_traces(path)
+
+
+def test_parts_left_by_a_killed_receiver_are_recovered_before_analysis(tmp_path: Path) -> None:
+    from harness.analysis import recover_parts
+
+    table = TraceTable(tmp_path / "traces.parquet", idle_s=0.0)
+    table.add([span(T1, db_system="redis")], 1.0)
+    table.evict(now=2.0)
+    table.add([span(T1, db_system="redis"), span(T2)], 3.0)
+    table.evict(now=4.0)  # two parts, T1 in both; the receiver dies before close()
+    assert not (tmp_path / "traces.parquet").exists()
+    recover_parts(tmp_path)
+    rows = _rows(tmp_path / "traces.parquet")
+    assert rows[T1]["cache_ops"] == 2 and rows[T1]["spans"] == 2 and rows[T2]["spans"] == 1
+    assert not (tmp_path / "traces.parquet.parts").exists()
