@@ -13,7 +13,9 @@ It serves, on ``host`` (127.0.0.1 by default):
   (they need the token header).
 
 A bad payload is answered 400 (garbage), 413 (too large) or 415 (unsupported content type)
-with one JSON message, and counted; the server keeps serving either way.
+with one JSON message, and counted; the server keeps serving either way. An export that comes
+in while the server stops (after ``traces.parquet`` is being written) is answered 503 and its
+spans are counted as rejected, never silently dropped.
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ class Stats:
         self.last_span_at = 0.0
         self.stack_stopped_at: float | None = None
 
-    def reject(self, message: str, spans: int = 0) -> None:
+    def reject(self, message: str, spans: int = 0, whole: bool = True) -> None:
+        """A refused payload (``whole``) and/or ``spans`` refused spans."""
         with self.lock:
-            self.rejected_payloads += spans == 0
+            self.rejected_payloads += whole
             self.rejected_spans += spans
             self.first_error = self.first_error or message
 
@@ -91,6 +94,8 @@ class OtlpServer:
         self.stats = Stats()
         self.final: dict[str, Any] = {}  # the stats answered to the stop request
         self._closed = threading.Event()
+        self._accepting = threading.Lock()  # held while spans are added; stop() takes it last
+        self._closing = False
         try:
             self._server = _Server((host, 0), _Handler, self)
         except OSError as exc:
@@ -107,7 +112,15 @@ class OtlpServer:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def accept(self, decoded: Decoded) -> None:
+    def accept(self, decoded: Decoded) -> bool:
+        """Add one export's spans; False once the receiver is stopping (nothing added)."""
+        with self._accepting:
+            if self._closing:
+                return False
+            self._add(decoded)
+        return True
+
+    def _add(self, decoded: Decoded) -> None:
         now = time.time()
         self.table.add(decoded.spans, now)
         with self.stats.lock:
@@ -116,8 +129,8 @@ class OtlpServer:
                 self.stats.last_span_at = now
             if self.stats.stack_stopped_at is not None:
                 self.stats.late_spans += len(decoded.spans)
-        if decoded.rejected:
-            self.stats.reject(decoded.reason or "rejected spans", decoded.rejected)
+        if decoded.rejected:  # partial success: the payload itself was accepted
+            self.stats.reject(decoded.reason or "rejected spans", decoded.rejected, whole=False)
 
     def drain(self, grace_s: float) -> bool:
         """Wait until no span arrived for QUIET_S, at most ``grace_s``; True when quiet."""
@@ -139,6 +152,8 @@ class OtlpServer:
 
     def stop(self) -> int:
         """Stop serving, write ``traces.parquet`` and ``otel.json``; returns the traces."""
+        with self._accepting:  # an export being added finishes first; later ones get a 503
+            self._closing = True
         self._closed.set()
         self._server.shutdown()
         self._server.server_close()
@@ -218,7 +233,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reject(HTTPStatus.BAD_REQUEST,
                          f"cannot decode the payload ({type(exc).__name__}: {exc})")  # fmt: skip
             return
-        self.server.receiver.accept(decoded)
+        if not self.server.receiver.accept(decoded):
+            self._reject(HTTPStatus.SERVICE_UNAVAILABLE, "the receiver is stopping: spans not "
+                         f"stored ({len(decoded.spans)} counted as rejected)", len(decoded.spans))
+            return
         self._reply(HTTPStatus.OK, _response(decoded, kind == "application/json"), kind)
 
     def _control(self, path: str, body: bytes) -> None:
@@ -274,9 +292,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _content_type(self) -> str:
         return "application/json" if self._is_json() else "application/x-protobuf"
 
-    def _reject(self, status: HTTPStatus, message: str) -> None:
+    def _reject(self, status: HTTPStatus, message: str, spans: int = 0) -> None:
         LOG.info("OTLP receiver: %d %s", status, message)
-        self.server.receiver.stats.reject(f"{int(status)} {message}")
+        self.server.receiver.stats.reject(f"{int(status)} {message}", spans)
         self._error(status, message)
 
     def _error(self, status: HTTPStatus, message: str) -> None:

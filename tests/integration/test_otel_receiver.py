@@ -147,3 +147,14 @@ def test_spans_after_the_stack_stopped_are_counted_late(receiver: OtlpReceiver,
     assert stats["late_spans"] == 5 and stats["spans"] == 10
     ids = set(pq.read_table(tmp_path / "traces.parquet")["trace_id"].to_pylist())
     assert late in ids  # counted late, and still in its trace
+
+
+def test_an_export_racing_the_stop_is_refused_and_counted(tmp_path: Path) -> None:
+    from harness.otel.decode import Decoded, Span
+    from harness.otel.server import OtlpServer
+
+    server = OtlpServer(tmp_path, "token")
+    assert server.accept(Decoded([Span(TRACE, 2, 0, 1, False, "api")]))
+    assert server.stop() == 1
+    assert server.accept(Decoded([Span(TRACE, 2, 0, 1, False, "api")])) is False
+    assert len(pq.read_table(tmp_path / "traces.parquet")) == 1
