@@ -209,10 +209,7 @@ def traceparent_cost(rounds: int, calls_per_round: int, tmp: Path) -> dict[str, 
                      for extra in ("", "otel: {enabled: true}\n"))  # fmt: skip
 
     class Fake:
-        class client:  # noqa: N801 - the attribute Locust users have
-            @staticmethod
-            def request(*args: Any, **kwargs: Any) -> None:
-                return None
+        client = type("FakeClient", (), {"request": staticmethod(lambda *a, **k: None)})
 
     port = free_port()
     env = {"PORT": str(port), "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
