@@ -32,7 +32,7 @@ def _span(trace: str, kind: int = 1, **attrs: object) -> Span:
     return Span(trace, kind, 0, 2_000_000, False, "api", dict(attrs))  # type: ignore[arg-type]
 
 
-def _run(tmp_path: Path) -> Path:
+def _run(tmp_path: Path, pricing: dict[str, object] | None = None) -> Path:
     requests = [
         request(1.0, "/st", trace_id=T1, db_reads=5, cache_hits=1, cache_misses=1,
                 telemetry_source="server-timing"),
@@ -44,7 +44,7 @@ def _run(tmp_path: Path) -> Path:
     run_dir = write_run(tmp_path / "run", requests,
                         samples("api", TEN, [0.1 * t for t in TEN], rss=0)
                         + samples("cache", TEN, [0.2 * t for t in TEN], rss=0, role="cache"),
-                        SERVICES)  # fmt: skip
+                        SERVICES, pricing=pricing)  # fmt: skip
     table = TraceTable(run_dir / TRACES)
     table.add([_span(T1, KIND_SERVER), _span(T1, **{"db.system": "postgresql",
                                                      "db.statement": "SELECT 1"})], 5.0)
@@ -146,3 +146,18 @@ def test_vendor_names_map_loopback_and_service_hosts() -> None:
     names = vendor_names(SERVICES)
     assert names["127.0.0.1:8001"] == names["localhost:8001"] == names["payments:8001"]
     assert "127.0.0.1:9999" not in names
+
+
+def test_the_report_shows_the_otel_accounting_in_the_on_call_and_debug_views(
+    tmp_path: Path,
+) -> None:
+    from harness.analysis import analyse
+
+    overrides = {"external:payments": 0.25, "external:geo.example:81": 0.5, "db_read": 0,
+                 "db_write": 0}  # fmt: skip
+    run_dir = _run(tmp_path, {"overrides": overrides})
+    book = write_book(tmp_path / "books", prices=SIMPLE_PRICES)
+    html = analyse(run_dir, str(book)).report.read_text()
+    assert "OpenTelemetry: 1 lost trace</strong> of 4 traced requests (1 unanswered)" in html
+    assert "first: 400 not OTLP/JSON" in html
+    assert "answered traced requests whose trace never arrived" in html
