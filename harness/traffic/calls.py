@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import os
 import random
 import time
 from collections.abc import Callable
@@ -33,7 +34,9 @@ def make_call(scenario: Scenario, rng: random.Random) -> Call:
              if not spec.params and spec.tenant is None}
     # With OTel on, every call starts a trace: a W3C traceparent, its trace id kept in the
     # record (only then: the header costs the load generator per request, see docs/otel.md).
-    trace = scenario.otel.enabled
+    # Ids come from their own generator, seeded from os.urandom: unique across runs and load
+    # generators, and the scenario's seeded choices (endpoints, params) stay as without OTel.
+    ids = random.Random(os.urandom(32)) if scenario.otel.enabled else None
 
     def call(user: Any, late_ms: float | None) -> None:
         spec = pick()
@@ -42,8 +45,8 @@ def make_call(scenario: Scenario, rng: random.Random) -> Call:
         if lifetime > 0 and _connection_expired(user, lifetime):
             headers = {**headers, "Connection": "close"}  # the next request opens a new one
         ctx = {"tenant": parts.tenant, "bytes_in": parts.bytes_in, "late_ms": late_ms}
-        if trace:
-            headers = _traced(headers, ctx, rng)
+        if ids is not None:
+            headers = _traced(headers, ctx, ids)
         user.client.request(parts.method, parts.path, name=spec.name, data=parts.body,
                             headers=headers, context=ctx)
 

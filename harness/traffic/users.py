@@ -8,6 +8,7 @@ has idle users (k6's constant-arrival-rate with ``maxVUs``).
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -78,8 +79,8 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
     if scenario.locustfile is not None:
         users = _from_locustfile(Path(scenario.locustfile), host)
         if scenario.otel.enabled:  # a traceparent per request, as for the scenario's own
-            rng = random.Random(seed)
-            users = [traced_user(cls, rng) for cls in users]
+            ids = random.Random(os.urandom(32))  # unique across runs and load generators
+            users = [traced_user(cls, ids) for cls in users]
         return users
     call = make_call(scenario, random.Random(seed))
     traffic = scenario.traffic

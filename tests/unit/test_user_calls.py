@@ -97,3 +97,19 @@ def test_without_otel_no_traceparent_and_no_trace_id() -> None:
         call(user, None)
     assert all("traceparent" not in c["headers"] for c in user.client.calls)
     assert all("trace_id" not in c["context"] for c in user.client.calls)
+
+
+def test_trace_ids_are_unique_across_runs_and_leave_the_seeded_choices_alone() -> None:
+    plain = parse_scenario(SCENARIO, Path("calls.yaml"))
+    traced = parse_scenario(SCENARIO + "otel: {enabled: true}\n", Path("calls.yaml"))
+    users = {}
+    for name, scenario in (("plain", plain), ("a", traced), ("b", traced)):
+        call = calls.make_call(scenario, random.Random(7))  # the same seed every time
+        users[name] = _User()
+        for _ in range(20):
+            call(users[name], None)
+    paths = {name: [c["path"] for c in user.client.calls] for name, user in users.items()}
+    assert paths["plain"] == paths["a"] == paths["b"]  # same endpoints and params
+    ids_a = [c["context"]["trace_id"] for c in users["a"].client.calls]
+    ids_b = [c["context"]["trace_id"] for c in users["b"].client.calls]
+    assert not set(ids_a) & set(ids_b)  # a second run (or worker) never reuses an id
