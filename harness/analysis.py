@@ -24,6 +24,10 @@ def recover_parts(run_dir: Path) -> None:
     for name, schema in ((art.REQUESTS, art.REQUEST_SCHEMA), (art.USAGE, art.USAGE_SCHEMA)):
         if parts_dir(run_dir / name).is_dir():
             compact(run_dir / name, schema)
+    from harness.otel.traces import TRACES, finish
+
+    if parts_dir(run_dir / TRACES).is_dir():  # an OTLP receiver that was killed
+        finish(run_dir / TRACES)
 
 
 def analyse(run_dir: Path, price_book: str | None = None,
@@ -70,9 +74,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     if summary.get("asked_rps"):
         rate += f" (asked {num(summary.get('asked_rps'))} req/s)"
     console.print(rate, highlight=False)
+    from harness.otel.summary import otel_line
     from harness.report.format import blackbox_lines
 
-    for line in blackbox_lines(summary):
+    for fitted in blackbox_lines(summary):
+        console.print(fitted, highlight=False)
+    if (line := otel_line(summary)) is not None:
         console.print(line, highlight=False)
 
 

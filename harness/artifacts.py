@@ -52,6 +52,13 @@ REQUEST_SCHEMA = pa.schema(
         ("log_bytes", pa.int64()),
         ("telemetry_malformed", pa.bool_()),
         ("late_ms", pa.float64()),  # open model: actual start minus scheduled start
+        # OpenTelemetry (docs/otel.md): the trace id the load generator sent (traceparent),
+        # null without otel; the rest is filled from traces.parquet when the run is analysed.
+        ("trace_id", pa.string()),
+        ("cache_ops", pa.int64()),  # cache operations when hits/misses are not known
+        ("server_ms", pa.float64()),  # the SERVER span's duration
+        ("span_errors", pa.int64()),  # spans with status ERROR
+        ("telemetry_source", pa.string()),  # server-timing | otel-spans | none (see rundata)
     ]
 )
 

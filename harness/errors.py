@@ -10,6 +10,7 @@
     │   ├── BudgetError               a gate budget (gate_budgets.py)
     │   ├── BaselineError             a named baseline (baselines.py)
     │   ├── InvalidProfile            a profile upload (profiling/proto.py; answered with 400)
+    │   ├── InvalidOtlp               an OTLP payload (otel/decode.py; answered with 400/413/415)
     │   ├── ProfileQueryError         a Pyroscope server's answer (profiling/query.py)
     │   └── ApiProblem, FramingError  the fault proxy's API / HTTP framing (faults/)
     ├── RunFailed                     exit 3: the run could not be carried out

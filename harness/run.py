@@ -34,6 +34,8 @@ from harness.faults.timeline import FaultTimeline
 from harness.interrupt import StopFlag
 from harness.meter.process import ProcessMeter
 from harness.meter.sampler import Sampler
+from harness.otel.env import otel_env
+from harness.otel.receiver import OtlpReceiver
 from harness.profiling import ProfileReceiver
 from harness.progress import Progress
 from harness.stack.local import LocalStack
@@ -96,6 +98,7 @@ class Run:
         self.master_bind, self.remote_workers = master_bind, remote_workers
         self.faults: FaultTimeline | None = None
         self.profiles: ProfileReceiver | None = None
+        self.otel: OtlpReceiver | None = None
         self.progress = Progress(scenario.traffic.total_duration, live=live)
         self.manifest = art.Manifest(
             run_id=run_dir.name, scenario_name=scenario.name,
@@ -133,6 +136,7 @@ class Run:
 
     def _run(self) -> None:
         self._start_profiling()
+        self._start_otel()
         self.progress.note("starting the stack")
         self.stack.up(self.stop_flag)
         self.manifest.services = self.stack.describe()
@@ -164,6 +168,26 @@ class Run:
             url = self.profiles.url
         self.stack.extra_env = {"HARNESS_PYROSCOPE_URL": url,
                                 "HARNESS_PYROSCOPE_SAMPLE_RATE": str(spec.sample_rate)}
+
+    def _start_otel(self) -> None:
+        """Process services export their spans to the embedded OTLP receiver (docs/otel.md)."""
+        spec = self.scenario.otel
+        if not spec.enabled or not isinstance(self.stack, LocalStack):
+            return
+        self.otel = OtlpReceiver(self.run_dir)
+        self.stack.service_env = {
+            name: otel_env(self.otel.endpoint, name, spec.schedule_delay)
+            for name, svc in self.scenario.target.services.items() if svc.kind == "process"}
+
+    def _stop_otel(self) -> None:
+        """After the stack is down (the SDKs flush on shutdown): spans from now on are late;
+        wait for the last ones (at most ``otel.grace``), then write traces.parquet."""
+        if self.otel is None:
+            return
+        try:
+            self.otel.stack_stopped()
+        finally:
+            self.otel.stop(self.scenario.otel.grace)
 
     def _fault_timeline(self, traffic: Traffic | DistributedTraffic) -> FaultTimeline:
         proxy = self.stack.fault_proxy_client() if isinstance(self.stack, LocalStack) else None
@@ -250,6 +274,7 @@ class Run:
         if self.profiles is not None:
             steps.append(("profile receiver", self.profiles.stop))
         steps.append(("stack", self.stack.down))
+        steps.append(("otel receiver", self._stop_otel))
         for what, step in steps:
             try:
                 step()
@@ -305,6 +330,9 @@ def _make_stack(scenario: Scenario, run_dir: Path) -> LocalStack | ComposeStack:
             supported = ", ".join(sorted(DOCKER_FAULTS))
             raise InputError(f"{scenario.source}: fault kind(s) {', '.join(unsupported)} run on "
                              f"the local runtime only; on docker: {supported} (docs/faults.md)")
+        if scenario.otel.enabled:
+            raise InputError(f"{scenario.source}: otel.enabled runs on the local runtime only "
+                             "(docs/otel.md)")
         foreign = [n for n, s in scenario.target.services.items() if s.interpreter is not None]
         if foreign:
             raise InputError(f"{scenario.source}: venv / python (services {', '.join(foreign)}) "

@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,7 +34,11 @@ from harness.artifacts import (
     read_manifest,
 )
 from harness.errors import ArtifactError
+from harness.otel.join import TraceLookup, fill_from_traces
 
+# Columns added with OpenTelemetry: a run written before them loads them as null.
+OTEL_COLUMNS: tuple[str, ...] = ("trace_id", "cache_ops", "server_ms", "span_errors",
+                                 "telemetry_source")  # fmt: skip
 REQUEST_COLUMNS: tuple[str, ...] = (
     "start",
     "latency_ms",
@@ -55,6 +60,7 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "external",
     "retries",
     "log_bytes",
+    *OTEL_COLUMNS,
 )
 USAGE_COLUMNS: tuple[str, ...] = (
     "ts",
@@ -92,6 +98,7 @@ class RunData:
     notes: tuple[str, ...] = ()
     streamed: Path | None = None  # the requests file priced_batches streams from
     request_columns: tuple[str, ...] = REQUEST_COLUMNS
+    traces: TraceLookup | None = None  # traces.parquet, joined into streamed batches
 
     @cached_property
     def priced_windows(self) -> tuple[PhaseWindow, ...]:
@@ -131,8 +138,11 @@ class RunData:
         try:
             parquet = pq.ParquetFile(self.streamed)
             columns = list(self.request_columns)
-            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-                yield self._priced(_to_pandas(pa.Table.from_batches([batch])))
+            present = set(parquet.schema_arrow.names)
+            read = [c for c in columns if c in present or c not in OTEL_COLUMNS]
+            for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=read):
+                frame = _with_optional(_to_pandas(pa.Table.from_batches([batch])), columns)
+                yield self._priced(fill_from_traces(frame, self.traces))
         except (pa.ArrowException, OSError) as exc:
             raise ArtifactError(f"{self.streamed}: truncated or unreadable ({exc})") from exc
 
@@ -249,10 +259,32 @@ def load_run(
     manifest = read_manifest(run_dir)
     path = run_dir / REQUESTS
     streamed = path if _row_count(path) > in_memory_rows else None
-    keep = [c for c in request_columns if c in SLIM_COLUMNS] if streamed else None
-    requests, requests_note = read_parquet(path, REQUEST_SCHEMA, request_columns, keep)
+    present = _column_names(path)
+    read = [c for c in request_columns if c not in OTEL_COLUMNS or c in present]
+    keep = [c for c in read if c in SLIM_COLUMNS] if streamed else None
+    requests, requests_note = read_parquet(path, REQUEST_SCHEMA, read, keep)
+    traces = TraceLookup.of_run(run_dir, manifest.services)
+    if not streamed:
+        requests = fill_from_traces(_with_optional(requests, request_columns), traces)
     usage, usage_note = read_parquet(run_dir / USAGE, USAGE_SCHEMA, usage_columns)
     notes = tuple(n for n in (requests_note, usage_note) if n)
     faults = read_faults(run_dir / FAULTS)
     columns = tuple(request_columns)
-    return RunData(run_dir, manifest, requests, usage, faults, notes, streamed, columns)
+    return RunData(run_dir, manifest, requests, usage, faults, notes, streamed, columns, traces)
+
+
+def _column_names(path: Path) -> set[str]:
+    try:
+        return set(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowException, OSError):
+        return set(REQUEST_SCHEMA.names)  # missing or broken: read_parquet says which
+
+
+def _with_optional(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the OTel columns asked for but absent from an older file, as null."""
+    for name in OTEL_COLUMNS:
+        if name in columns and name not in frame.columns:
+            numeric = pa.types.is_integer(REQUEST_SCHEMA.field(name).type) or \
+                pa.types.is_floating(REQUEST_SCHEMA.field(name).type)
+            frame[name] = np.nan if numeric else pd.Categorical([None] * len(frame))
+    return frame

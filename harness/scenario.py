@@ -45,6 +45,7 @@ from harness.scenario_yaml import Document, parse_document, read_text, validatio
 from harness.variants import Variants, patched, variant_problems
 
 __all__ = [
+    "Otel",
     "Param",
     "Pricing",
     "RenderedRequest",
@@ -201,6 +202,14 @@ class Profiling(StrictModel):
     tenant: str | None = None
 
 
+class Otel(StrictModel):
+    """OpenTelemetry in: targets export spans to the embedded OTLP receiver (docs/otel.md)."""
+
+    enabled: bool = False
+    grace: Duration = 5.0  # after the stack is down: wait this long at most for last spans
+    schedule_delay: Duration = 0.2  # OTEL_BSP_SCHEDULE_DELAY given to the targets (seconds)
+
+
 def _empty_if_none(value: object) -> object:
     return {} if value is None else value
 
@@ -225,6 +234,7 @@ class Scenario(StrictModel):
     )
     gate: Annotated[GateSpec, BeforeValidator(_empty_if_none)] = Field(default_factory=GateSpec)
     profiling: Profiling = Field(default_factory=Profiling)
+    otel: Otel = Field(default_factory=Otel)
     # A real Toxiproxy (toxiproxy://HOST:PORT) instead of the embedded fault proxy.
     fault_proxy: str | None = None
     _source: Path = PrivateAttr(default=Path("<memory>"))

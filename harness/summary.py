@@ -9,7 +9,10 @@ reported none, its CPU per call fitted from metered usage (``cpu_ms_source`` say
 ``server-timing`` | ``regression``; ``cpu_ms_ci95`` is the fit's 95 % interval), and
 ``attribution_basis`` lists how the endpoint's cost rows were attributed (``x_AttributionBasis``
 of the ledger). ``blackbox`` lists every fit with its diagnostics and, where it was not used,
-why.
+why. ``server_ms_per_call`` is the mean SERVER-span duration over the requests whose trace
+had one. ``telemetry`` says where each priced request's telemetry came from (``sources``:
+server-timing / otel-spans / none) and, for a run with OpenTelemetry, the lost / late /
+foreign / rejected counts (``otel``, see docs/otel.md; null without OTel).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from harness.cost.ledger import CATEGORIES, UNATTRIBUTED, Ledger, write_atomic
 from harness.cost.models import compare_billing_models
 from harness.cost.profiles import profile_check
 from harness.cost.quantities import COUNTERS
+from harness.otel.summary import otel_notes, telemetry_summary
 from harness.rundata import RunData
 
 PERCENTILES = {"p50_ms": 50.0, "p95_ms": 95.0, "p99_ms": 99.0}
@@ -74,6 +78,9 @@ def _counters(row: pd.Series) -> dict[str, Any]:
     }
     for name in COUNTERS[2:]:
         out[f"{name}_per_call"] = _ratio(row[name], calls) if row[f"{name}_n"] else None
+    for name in ("cache_ops", "span_errors"):  # cache_ops: hits + misses, or from spans
+        out[f"{name}_per_call"] = _ratio(row[name], calls) if row.get(f"{name}_n") else None
+    out["server_ms_per_call"] = _ratio(row.get("server_ms", 0.0), row.get("server_ms_n", 0.0))
     return out
 
 
@@ -248,7 +255,9 @@ def build_summary(run: RunData, ledger: Ledger) -> dict[str, Any]:
         "notes": list(run.notes),
         "profiles": profile_check(ledger.inputs.groups, run.run_dir / "profiles"),
         "blackbox": [fit.describe() for fit in ledger.inputs.fits.values()],
+        "telemetry": telemetry_summary(run, ledger.inputs.groups),
     }
+    summary["notes"] += otel_notes(summary["telemetry"])
     return summary
 
 

@@ -7,7 +7,9 @@ confidence intervals. ``service`` is the service that received the request (its 
 mapped through usage samples; the entry service when unknown). Batches of requests are
 aggregated one by one and the partial sums summed again, so memory stays bounded by one batch.
 Counter columns hold sums with not-reported as 0; ``<counter>_n`` counts the requests that
-reported it.
+reported it. ``server_timing_n`` / ``otel_n`` / ``no_telemetry_n`` count the requests whose
+telemetry came from the ``Server-Timing`` header, from their OpenTelemetry spans, or from
+neither (column ``telemetry_source``, see docs/telemetry.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ COUNTERS = (
     "log_bytes",
 )
 EXTERNAL_COLUMN = "ext:"  # prefix of the per-vendor call-count columns
+# From OpenTelemetry spans (docs/otel.md): summed with ``_n`` counts like COUNTERS. A request
+# reporting ``cache_ops`` (spans count operations, not hits and misses) uses it for its cache
+# operations; otherwise cache_ops = cache_hits + cache_misses.
+SPAN_COUNTERS = ("server_ms", "span_errors")
+# Where each request's telemetry came from (column telemetry_source): requests per source.
+SOURCE_COUNTS = {"server-timing": "server_timing_n", "otel-spans": "otel_n",
+                 "none": "no_telemetry_n"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +96,36 @@ def _derive(rows: pd.DataFrame, ctx: QuantityContext) -> pd.DataFrame:
         "billed_ms": np.maximum(np.ceil(latency / grain - 1e-9), 1.0) * grain,
     }
     sums: dict[str, np.ndarray] = {}
-    for name in COUNTERS:
-        values = rows[name].to_numpy(float)
+    for name in (*COUNTERS, *SPAN_COUNTERS, "cache_ops"):
+        values = _values(rows, name)
         reported = ~np.isnan(values)
         sums[name] = np.where(reported, values, 0.0)
         sums[name + "_n"] = reported.astype(float)
     sums["db_ops"] = sums["db_reads"] + sums["db_writes"]
-    sums["cache_ops"] = sums["cache_hits"] + sums["cache_misses"]
+    ops_reported = sums["cache_ops_n"] > 0
+    sums["cache_ops"] = np.where(ops_reported, sums["cache_ops"],
+                                 sums["cache_hits"] + sums["cache_misses"])  # fmt: skip
+    sums["cache_ops_n"] = np.maximum(sums["cache_ops_n"],
+                                     np.maximum(sums["cache_hits_n"], sums["cache_misses_n"]))
     cols.update(sums)
+    cols.update(_source_counts(rows))
     cols.update(_external_columns(rows["external"]))
     return pd.DataFrame(cols)
+
+
+def _values(rows: pd.DataFrame, name: str) -> np.ndarray:
+    """A counter column as float (NaN: not reported); absent columns are not reported."""
+    if name not in rows.columns:
+        return np.full(len(rows), np.nan)
+    values: np.ndarray = rows[name].to_numpy(float)
+    return values
+
+
+def _source_counts(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    if "telemetry_source" not in rows.columns:
+        return {column: np.zeros(len(rows)) for column in SOURCE_COUNTS.values()}
+    source = rows["telemetry_source"].astype(object).to_numpy(object)
+    return {column: (source == name).astype(float) for name, column in SOURCE_COUNTS.items()}
 
 
 def _sum(frame: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 EXTERNAL_PREFIX = "external:"
-VENDOR_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+VENDOR_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")  # ":" for host:port vendors (OTel spans)
 GIB_IN_GB = 2**30 / 1e9
 
 

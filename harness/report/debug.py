@@ -31,6 +31,8 @@ RESOURCES = (
     ("db_writes_per_call", "database writes", "ops"),
     ("cache_hits_per_call", "cache hits", "ops"),
     ("cache_misses_per_call", "cache misses", "ops"),
+    ("cache_ops_per_call", "cache operations", "ops"),
+    ("server_ms_per_call", "SERVER span duration (OTel)", "ms"),
     ("external_calls_per_call", "external calls", "calls"),
     ("retries_per_call", "retries", "retries"),
     ("log_bytes_per_call", "log bytes", "B"),

@@ -63,6 +63,8 @@ class LocalStack:
         self.proxied = proxied
         self.proxy: ProxyProcess | None = None
         self.extra_env: dict[str, str] = {}  # given to every process service (e.g. profiling)
+        # per process service, under its own env (the service's env wins; e.g. OTel)
+        self.service_env: dict[str, dict[str, str]] = {}
         self._started: dict[str, _Started] = {}
         self._meant: set[str] = set()  # replicas the harness itself stopped, killed or paused
         self._reported: set[str] = set()
@@ -237,7 +239,7 @@ class LocalStack:
             env = isolated_env(env, svc.interpreter, svc.venv)
         where = f"service {started.name}"
         argv = [fill(part, values, f"{where}: command") for part in svc.command]
-        env |= {
+        env |= self.service_env.get(started.name, {}) | {
             k: fill(v, values, f"{where}: env.{k}") for k, v in svc.env.items()}
         env |= self.extra_env | {"PORT": str(started.port), "HARNESS_REPLICA": rid,
                 "HARNESS_SERVICE": started.name,

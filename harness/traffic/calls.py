@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import os
 import random
 import time
 from collections.abc import Callable
@@ -37,6 +38,11 @@ def make_call(scenario: Scenario, rng: random.Random, design: MixDesign | None =
     # Requests without params or tenant are the same every time: built once, not per call.
     fixed = {id(spec): _parts(spec, rng, tag) for spec in scenario.requests
              if not spec.params and spec.tenant is None}
+    # With OTel on, every call starts a trace: a W3C traceparent, its trace id kept in the
+    # record (only then: the header costs the load generator per request, see docs/otel.md).
+    # Ids come from their own generator, seeded from os.urandom: unique across runs and load
+    # generators, and the scenario's seeded choices (endpoints, params) stay as without OTel.
+    ids = random.Random(os.urandom(32)) if scenario.otel.enabled else None
 
     def call(user: Any, late_ms: float | None) -> None:
         spec = pick()
@@ -45,6 +51,8 @@ def make_call(scenario: Scenario, rng: random.Random, design: MixDesign | None =
         if lifetime > 0 and _connection_expired(user, lifetime):
             headers = {**headers, "Connection": "close"}  # the next request opens a new one
         ctx = {"tenant": parts.tenant, "bytes_in": parts.bytes_in, "late_ms": late_ms}
+        if ids is not None:
+            headers = _traced(headers, ctx, ids)
         user.client.request(parts.method, parts.path, name=spec.name, data=parts.body,
                             headers=headers, context=ctx)
 
@@ -91,6 +99,13 @@ def _parts(spec: RequestSpec, rng: random.Random, tag: bool) -> _Parts:
         headers["X-Tenant"] = req.tenant
     return _Parts(req.method, req.path, req.body_bytes, headers, req.tenant,
                   len(req.body_bytes or b""))
+
+
+def _traced(headers: dict[str, str], ctx: dict[str, Any], rng: random.Random) -> dict[str, str]:
+    """A copy of ``headers`` with a new sampled ``traceparent``; its trace id into ``ctx``."""
+    ids = f"{rng.getrandbits(192) | 1:048x}"  # 32 hex trace id + 16 hex span id, never zero
+    ctx["trace_id"] = ids[:32]
+    return {**headers, "traceparent": f"00-{ids[:32]}-{ids[32:]}-01"}
 
 
 def _connection_expired(user: Any, lifetime: float) -> bool:

@@ -30,7 +30,7 @@ class PhaseClock:
 
 
 _Row = tuple[float, float, str, str, int, str | None, int, int, str | None, str | None,
-             str | None, str, float | None]
+             str | None, str, float | None, str | None]
 
 
 Sink = Callable[[list[_Row]], None]
@@ -77,6 +77,7 @@ class Recorder:
             context.get("bytes_in", 0),
             int(length) if length is not None and length.isdigit() else int(response_length or 0),
             timing, served_by, context.get("tenant"), self.clock.current, context.get("late_ms"),
+            context.get("trace_id"),
         ))
 
     def flush(self) -> None:
@@ -107,13 +108,14 @@ class Recorder:
 def _columns(rows: list[_Row], variant: str) -> dict[str, list[Any]]:
     """Rows to columns: transposed in one go (``zip``), each distinct header parsed once."""
     (start, ms, name, method, status, error, b_in, b_out, timing, served, tenant, phase,
-     late) = (list(column) for column in zip(*rows, strict=True))
+     late, trace) = (list(column) for column in zip(*rows, strict=True))
     parsed: dict[str | None, _TelemetryRow] = {None: _NO_TELEMETRY}
     for header in timing:
         if header not in parsed:
             parsed[header] = _telemetry_row(header)
-    (cpu, reads, writes, hits, misses, calls, external, retries, logs,
-     malformed) = (list(column) for column in zip(*map(parsed.__getitem__, timing), strict=True))
+    (cpu, reads, writes, hits, misses, calls, external, retries, logs, malformed,
+     source) = (list(column) for column in zip(*map(parsed.__getitem__, timing), strict=True))
+    nothing = [None] * len(rows)
     return {
         "start": start, "end": [s + m / 1000.0 for s, m in zip(start, ms, strict=True)],
         "latency_ms": ms, "endpoint": name, "method": method, "status": status, "error": error,
@@ -121,22 +123,29 @@ def _columns(rows: list[_Row], variant: str) -> dict[str, list[Any]]:
         "phase": phase, "variant": [variant] * len(rows), "cpu_ms": cpu, "db_reads": reads,
         "db_writes": writes, "cache_hits": hits, "cache_misses": misses,
         "external_calls": calls, "external": external, "retries": retries, "log_bytes": logs,
-        "telemetry_malformed": malformed, "late_ms": late,
+        "telemetry_malformed": malformed, "late_ms": late, "trace_id": trace,
+        "cache_ops": nothing, "server_ms": nothing, "span_errors": nothing,
+        "telemetry_source": source,
     }  # fmt: skip
 
 
 # cpu_ms, db_reads, db_writes, cache_hits, cache_misses, external_calls, external, retries,
-# log_bytes, telemetry_malformed: the telemetry columns of one record.
+# log_bytes, telemetry_malformed, telemetry_source: the telemetry columns of one record.
 _TelemetryRow = tuple[float | None, int | None, int | None, int | None, int | None, int | None,
-                      str | None, int | None, int | None, bool]
-_NO_TELEMETRY: _TelemetryRow = (None, None, None, None, None, None, None, None, None, False)
+                      str | None, int | None, int | None, bool, str | None]
+_NO_TELEMETRY: _TelemetryRow = (None, None, None, None, None, None, None, None, None, False,
+                                None)
+SERVER_TIMING = "server-timing"
 
 
 def _telemetry_row(header: str) -> _TelemetryRow:
     t = parse_server_timing(header)
     external = ";".join(f"{k}={v}" for k, v in t.external.items()) or None
-    return (t.cpu_ms, t.db_reads, t.db_writes, t.cache_hits, t.cache_misses, t.external_calls,
-            external, t.retries, t.log_bytes, t.malformed)
+    values = (t.cpu_ms, t.db_reads, t.db_writes, t.cache_hits, t.cache_misses,
+              t.external_calls, external, t.retries, t.log_bytes)
+    # a header without any of the harness's fields (a CDN's, say) is no telemetry source
+    source = SERVER_TIMING if any(v is not None for v in values) else None
+    return (*values, t.malformed, source)
 
 
 def _join(value: str | list[str] | None) -> str | None:

@@ -8,6 +8,7 @@ has idle users (k6's constant-arrival-rate with ``maxVUs``).
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from locust import FastHttpUser, User, between, constant, task
 from harness.errors import ScenarioInvalid
 from harness.traffic.calls import make_call
 from harness.traffic.design import MixDesign
+from harness.traffic.tracing import traced_user
 
 if TYPE_CHECKING:
     from harness.scenario import Scenario
@@ -80,7 +82,11 @@ def build_users(scenario: Scenario, host: str, dispatcher: Dispatcher | None,
                 seed: int, design: MixDesign | None = None) -> list[type[User]]:
     """One FastHttpUser subclass for the scenario's request list."""
     if scenario.locustfile is not None:
-        return _from_locustfile(Path(scenario.locustfile), host)
+        users = _from_locustfile(Path(scenario.locustfile), host)
+        if scenario.otel.enabled:  # a traceparent per request, as for the scenario's own
+            ids = random.Random(os.urandom(32))  # unique across runs and load generators
+            users = [traced_user(cls, ids) for cls in users]
+        return users
     call = make_call(scenario, random.Random(seed), design)
     traffic = scenario.traffic
     attrs: dict[str, Any] = {"host": host, "network_timeout": traffic.timeout,

@@ -3,16 +3,19 @@
 Settings from ``PAYMENTS_LATENCY_MS`` (20), ``PAYMENTS_JITTER_MS`` (5), ``PAYMENTS_FAIL_RATE``
 (0..1, 0), ``PAYMENTS_MODE`` (ok | fail | slow | timeout), ``PAYMENTS_SLOW_MS`` (1000),
 ``PAYMENTS_HOLD_MS`` (3000), ``PAYMENTS_SEED`` (fixes the random draws), ``PAYMENTS_LOG_LEVEL``
-(WARNING), ``PAYMENTS_THREADS`` (64: held requests must not starve ``/control``).
+(WARNING), ``PAYMENTS_THREADS`` (64: held requests must not starve ``/control``),
+``PAYMENTS_STATS_FILE`` (after a clean stop, its ``/stats`` counts are written there as JSON).
 Exit status: 0 after SIGTERM / SIGINT, 2 for an invalid setting (one line on stderr), 3 when
 the port cannot be bound.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from harness.errors import TargetError
 from harness.instrument import LogBytesHandler, WSGIMiddleware, serve_wsgi
@@ -41,11 +44,14 @@ def main() -> int:
     for handler in (logging.StreamHandler(sys.stderr), LogBytesHandler()):
         handler.setFormatter(formatter)
         logging.getLogger().addHandler(handler)
+    behaviour = Behaviour(settings, seed)
     try:
-        serve_wsgi(WSGIMiddleware(create_app(Behaviour(settings, seed))), threads=threads)
+        serve_wsgi(WSGIMiddleware(create_app(behaviour)), threads=threads)
     except TargetError as exc:
         print(f"payments: {exc}", file=sys.stderr)
         return 3
+    if stats_file := os.environ.get("PAYMENTS_STATS_FILE"):  # its own counts, after a stop
+        Path(stats_file).write_text(json.dumps(behaviour.counts()), encoding="utf-8")
     return 0
 
 

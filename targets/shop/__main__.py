@@ -20,7 +20,7 @@ from harness.instrument import LogBytesHandler, WSGIMiddleware, serve_wsgi
 from targets.shop.app import Shop, create_app
 from targets.shop.cache import NoCache, ProductCache, RedisCache
 from targets.shop.db import Database, DatabaseUnavailable, load_catalog
-from targets.shop.payments_client import PaymentsClient
+from targets.shop.payments_client import PaymentsClient, RequestsPaymentsClient
 from targets.shop.resilience import make_policy
 from targets.shop.search import SearchIndex
 from targets.shop.seed import ensure_seeded
@@ -57,7 +57,8 @@ def build_shop(config: ShopConfig) -> Shop:
         if not redis_cache.ping():
             log.warning("cache %s unreachable at startup; lookups will miss", config.cache_url)
         cache = redis_cache
-    payments = PaymentsClient(config.payments_url, config.payments_timeout_s)
+    client = PaymentsClient if config.instrument else RequestsPaymentsClient
+    payments = client(config.payments_url, config.payments_timeout_s)
     policy = make_policy(config.retries, config.breaker_threshold, config.breaker_cooldown_s)
     return Shop(db=db, cache=cache, payments=payments, policy=policy, index=index,
                 payload=config.payload)  # fmt: skip
@@ -76,7 +77,9 @@ def main() -> int:
         print(f"shop: database unavailable: {exc}", file=sys.stderr)
         return EXIT_BACKING
     try:
-        serve_wsgi(WSGIMiddleware(create_app(shop)), port=config.port, threads=config.threads)
+        app = create_app(shop)  # SHOP_INSTRUMENT=off: plain Flask, no Server-Timing header
+        served = WSGIMiddleware(app) if config.instrument else app
+        serve_wsgi(served, port=config.port, threads=config.threads)
     except TargetError as exc:
         print(f"shop: {exc}", file=sys.stderr)
         return EXIT_BACKING

@@ -85,3 +85,23 @@ class PaymentsClient:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
             self._local.conn = conn
         return conn
+
+
+class RequestsPaymentsClient(PaymentsClient):
+    """The same client over ``requests`` (one keep-alive session per server thread), which
+    OpenTelemetry's ``requests`` instrumentation sees: used with ``SHOP_INSTRUMENT=off``."""
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        import requests  # only the OTel variant needs it
+
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        url = f"http://{self._host}:{self._port}{self._path}"
+        try:
+            response = session.post(url, data=body, headers=headers, timeout=self._timeout_s)
+            return response.status_code, response.content
+        except requests.RequestException as exc:
+            session.close()
+            self._local.session = None
+            raise PaymentUnavailable(f"payments unreachable: {exc!r}") from exc

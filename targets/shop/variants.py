@@ -12,6 +12,10 @@ variable                values (default first)               what it changes
 ``SHOP_LOG_LEVEL``      ``WARNING`` | ``INFO`` | ``DEBUG``   log bytes per call
 ======================  ===================================  ==================================
 
+``SHOP_INSTRUMENT`` (``on`` | ``off``) is not a cost variant: ``off`` serves the plain Flask app
+(no ``harness.instrument`` middleware, so no ``Server-Timing`` header) and calls payments with
+``requests``, for OpenTelemetry instrumentation instead (``python -m targets.shop.otel``).
+
 A bad value raises :class:`ConfigError` with one line naming the variable and the allowed
 values; ``__main__`` prints it and exits with status 2.
 """
@@ -55,6 +59,7 @@ class ShopConfig:
     breaker_threshold: int
     breaker_cooldown_s: float
     startup_timeout_s: float
+    instrument: bool = True  # SHOP_INSTRUMENT: the harness.instrument middleware
 
     @property
     def cache(self) -> bool:
@@ -79,6 +84,7 @@ def load_config(env: Mapping[str, str]) -> ShopConfig:
         breaker_threshold=_int(env, "SHOP_BREAKER_THRESHOLD", 5, 1, 10_000),
         breaker_cooldown_s=_int(env, "SHOP_BREAKER_COOLDOWN_MS", 5000, 1, 3_600_000) / 1000,
         startup_timeout_s=_int(env, "SHOP_STARTUP_TIMEOUT_MS", 15000, 0, 3_600_000) / 1000,
+        instrument=_choice(env, "SHOP_INSTRUMENT", ("on", "off")) == "on",
     )
 
 

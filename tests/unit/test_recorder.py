@@ -90,3 +90,21 @@ def test_records_reporting_cpu_are_counted_for_mix_auto(tmp_path: Path) -> None:
     rec.flush()
     assert rec.cpu_reported == 1
     rec.close()
+
+
+def test_the_trace_id_of_the_context_is_recorded_and_the_header_names_the_source(
+    tmp_path: Path,
+) -> None:
+    timed = Headers()
+    timed["Server-Timing"] = "cpu;dur=1.5"
+    cdn = Headers()
+    cdn["Server-Timing"] = "cdn-cache;desc=HIT"  # no harness field: not a telemetry source
+    rec = Recorder(tmp_path / "requests.parquet", PhaseClock(), "v1")
+    context = {"bytes_in": 0, "tenant": None, "trace_id": "ab" * 16}
+    rec.on_request(**_event(SimpleNamespace(headers=timed, status_code=200), context=context))
+    rec.on_request(**_event(SimpleNamespace(headers=cdn, status_code=200)))
+    rec.close()
+    rows = pq.read_table(tmp_path / "requests.parquet").to_pylist()
+    assert (rows[0]["trace_id"], rows[0]["telemetry_source"]) == ("ab" * 16, "server-timing")
+    assert (rows[1]["trace_id"], rows[1]["telemetry_source"]) == (None, None)
+    assert rows[0]["cache_ops"] is None and rows[0]["server_ms"] is None

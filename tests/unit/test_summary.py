@@ -23,6 +23,7 @@ TOP_KEYS = {
     "cost_per_call_usd", "cost_per_call_direct_usd", "cost_per_million_calls_usd",
     "cost_per_call_ci95_usd", "total_cost_usd", "unattributed_share", "monthly_projection_usd",
     "categories", "billing_models", "tenants", "attribution", "endpoints", "phases",
+    "telemetry",
 }  # fmt: skip
 ENDPOINT_KEYS = {
     "name", "method", "calls", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms",
@@ -30,6 +31,7 @@ ENDPOINT_KEYS = {
     "cost_per_call_ci95_usd", "db_reads_per_call", "db_writes_per_call", "cache_hits_per_call",
     "cache_misses_per_call", "external_calls_per_call", "retries_per_call", "log_bytes_per_call",
     "cpu_ms_source", "cpu_ms_ci95", "attribution_basis",
+    "cache_ops_per_call", "span_errors_per_call", "server_ms_per_call",
 }  # fmt: skip
 PHASES = (("warmup", 0.0, 2.0, False), ("steady", 2.0, 12.0, True))
 TIMES = [float(t) for t in range(13)]

@@ -69,3 +69,47 @@ def test_fixed_and_templated_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     assert closed == [10, 21, 32]
     # The fixed request's one headers dict is never changed by a closing call.
     assert all("Connection" not in c["headers"] for i, c in enumerate(sent) if i not in closed)
+
+
+def test_with_otel_every_call_sends_a_new_sampled_traceparent_and_keeps_its_trace_id() -> None:
+    scenario = parse_scenario(SCENARIO + "otel: {enabled: true}\n", Path("calls.yaml"))
+    call = calls.make_call(scenario, random.Random(5))
+    user = _User()
+    for _ in range(30):
+        call(user, None)
+    sent = user.client.calls
+    parents = [c["headers"]["traceparent"] for c in sent]
+    assert len(set(parents)) == 30
+    for c, parent in zip(sent, parents, strict=True):
+        version, trace_id, span_id, flags = parent.split("-")
+        assert (version, flags, len(trace_id), len(span_id)) == ("00", "01", 32, 16)
+        assert int(trace_id, 16) and int(span_id, 16) and trace_id == trace_id.lower()
+        assert c["context"]["trace_id"] == trace_id
+    fixed = [c for c in sent if c["name"] == "fixed"]
+    assert len({id(c["headers"]) for c in fixed}) == len(fixed)  # a copy per call, not shared
+
+
+def test_without_otel_no_traceparent_and_no_trace_id() -> None:
+    scenario = parse_scenario(SCENARIO, Path("calls.yaml"))
+    call = calls.make_call(scenario, random.Random(5))
+    user = _User()
+    for _ in range(10):
+        call(user, None)
+    assert all("traceparent" not in c["headers"] for c in user.client.calls)
+    assert all("trace_id" not in c["context"] for c in user.client.calls)
+
+
+def test_trace_ids_are_unique_across_runs_and_leave_the_seeded_choices_alone() -> None:
+    plain = parse_scenario(SCENARIO, Path("calls.yaml"))
+    traced = parse_scenario(SCENARIO + "otel: {enabled: true}\n", Path("calls.yaml"))
+    users = {}
+    for name, scenario in (("plain", plain), ("a", traced), ("b", traced)):
+        call = calls.make_call(scenario, random.Random(7))  # the same seed every time
+        users[name] = _User()
+        for _ in range(20):
+            call(users[name], None)
+    paths = {name: [c["path"] for c in user.client.calls] for name, user in users.items()}
+    assert paths["plain"] == paths["a"] == paths["b"]  # same endpoints and params
+    ids_a = [c["context"]["trace_id"] for c in users["a"].client.calls]
+    ids_b = [c["context"]["trace_id"] for c in users["b"].client.calls]
+    assert not set(ids_a) & set(ids_b)  # a second run (or worker) never reuses an id
