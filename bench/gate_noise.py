@@ -30,10 +30,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.baselines import load_sources  # noqa: E402
+from harness.compare.baselines import load_sources  # noqa: E402
+from harness.compare.stats import Contrast, Side, pool  # noqa: E402
 from harness.gate import evaluate  # noqa: E402
-from harness.gate_budgets import parse_cli_budget  # noqa: E402
-from harness.gate_stats import Contrast, Side, pool  # noqa: E402
+from harness.scenario.budgets import parse_cli_budget  # noqa: E402
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 SCENARIO = """

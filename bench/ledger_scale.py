@@ -129,10 +129,10 @@ def generate(run_dir: Path, n: int) -> None:
 
 def measure(run_dir: Path) -> dict[str, float]:
     """Price the run stage by stage; wall seconds per stage and peak RSS in MiB."""
+    from harness.artifacts.rundata import load_run
     from harness.cost import load_price_book, scenario_overrides
     from harness.cost.ledger import build_ledger, write_ledger
-    from harness.rundata import load_run
-    from harness.summary import build_summary, write_summary
+    from harness.report.summary import build_summary, write_summary
 
     times: dict[str, float] = {}
     began = mark = time.perf_counter()

@@ -30,7 +30,7 @@ def patched_recorder(patch: Path, tmp: Path) -> types.ModuleType:
     copy = patched_tree(patch, tmp)
     load_module("patched_telemetry", copy / "harness" / "telemetry.py")
     return load_module("patched_recorder", copy / "harness" / "traffic" / "recorder.py",
-                       ("from harness.telemetry import", "from patched_telemetry import"))
+                       ("from harness.artifacts.telemetry import", "from patched_telemetry import"))
 
 
 def same_output(events: list[dict[str, Any]], patched: types.ModuleType, tmp: Path) -> bool:

@@ -41,12 +41,12 @@ def _faults(run_dir: Path) -> None:
 
 def measure(run_dir: Path) -> dict[str, float]:
     """Analysis stage by stage, then the render; wall seconds and the report's size."""
+    from harness.artifacts.rundata import load_run
     from harness.cost import load_price_book, scenario_overrides
     from harness.cost.ledger import build_ledger
     from harness.report.render import render_report
-    from harness.rundata import load_run
-    from harness.summary import build_summary
-    from harness.timeline import build_timeline
+    from harness.report.summary import build_summary
+    from harness.report.timeline import build_timeline
 
     times: dict[str, float] = {}
     mark = time.perf_counter()

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from harness.artifacts import PhaseWindow
+from harness.artifacts.rundata import load_run
 from harness.cost.blackbox import fit_run, unmeasured
 from harness.cost.inputs import prepare_inputs
 from harness.cost.services import replica_services
-from harness.rundata import load_run
 
 BURN_MS = {"GET /zero": 0.0, "GET /cpu2": 2.0, "GET /cpu5": 5.0, "GET /cpu10": 10.0}
 

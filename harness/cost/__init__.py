@@ -1,8 +1,10 @@
 """The cost engine: price books, billing models, attribution, the FOCUS ledger.
 
-``price_run`` is what the CLI (``harness price``, ``harness report``) and the run call: it
-loads a run directory, prices it, writes ``ledger.csv``/``ledger.parquet`` and
-``summary.json``, and returns the summary.
+Takes a run directory's artifacts (``harness.artifacts.RunData``) and a named price book;
+``price`` returns the :class:`Ledger` — FOCUS-aligned rows per endpoint x phase x variant x
+tenant x service x category, every row naming how it was attributed, plus one
+``unattributed`` row per charge requests do not explain. Writing the summary and the report
+from it is ``harness.report``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.artifacts.rundata import RunData, load_run
 from harness.cost.books import DEFAULT_BOOK, PriceBookInfo, list_price_books, load_price_book
 from harness.cost.ledger import Ledger, build_ledger, write_ledger
 from harness.cost.pricebook import Price, PriceBook
 from harness.cost.services import BILLING_MODELS
 from harness.errors import PriceBookError
-from harness.rundata import RunData, load_run
 
 __all__ = [
     "Priced",
@@ -31,7 +33,6 @@ __all__ = [
     "build_ledger",
     "list_price_books",
     "load_price_book",
-    "price_run",
     "scenario_overrides",
     "write_ledger",
 ]
@@ -67,19 +68,3 @@ def price(
         price_book or run.manifest.price_book or DEFAULT_BOOK, scenario_overrides(run)
     )
     return Priced(run, book, build_ledger(run, book, billing_model))
-
-
-def price_run(
-    run_dir: Path, price_book: str | None = None, billing_model: str | None = None
-) -> dict[str, Any]:
-    """Price a finished (or crashed) run from its artifacts; write ledger and summary."""
-    # Imported here: harness.summary imports this package's modules (a module-level import
-    # would be circular).
-    from harness.summary import build_summary, write_summary
-
-    priced = price(run_dir, price_book, billing_model)
-    run, ledger = priced.run, priced.ledger
-    write_ledger(run.run_dir, ledger)
-    summary = build_summary(run, ledger)
-    write_summary(run.run_dir, summary)
-    return summary

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.artifacts import PhaseWindow
+from harness.artifacts.rundata import RunData
 from harness.cost.blackbox import Fits, add_regression_weights, fit_run, unmeasured
 from harness.cost.metering import Metering, meter
 from harness.cost.profiles import add_profile_weights
@@ -17,7 +18,6 @@ from harness.cost.quantities import (
     aggregate_requests,
 )
 from harness.cost.services import ServiceSpec, entry_service, replica_services, resolve_services
-from harness.rundata import RunData
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.artifacts import PhaseWindow
+from harness.artifacts.rundata import RunData
 from harness.cost.attribution import Allocation, allocate
 from harness.cost.billing import build_charges, monthly_calls
 from harness.cost.blackbox import HIGH, LOW, REGRESSION_WEIGHT
@@ -28,7 +29,6 @@ from harness.cost.inputs import LedgerInputs, prepare_inputs
 from harness.cost.pricebook import PriceBook
 from harness.cost.services import check_model
 from harness.errors import ArtifactError
-from harness.rundata import RunData
 
 LEDGER_CSV = "ledger.csv"
 LEDGER_PARQUET = "ledger.parquet"

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.artifacts.rundata import RunData
 from harness.cost.breakdown import per_call
 from harness.cost.ledger import Ledger, price_inputs
 from harness.cost.services import BILLING_MODELS
 from harness.errors import PriceBookError
-from harness.rundata import RunData
 
 
 def _model(ledger: Ledger) -> dict[str, Any]:

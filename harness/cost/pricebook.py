@@ -38,7 +38,7 @@ from harness.cost.units import (
     known_keys,
 )
 from harness.errors import PriceBookError
-from harness.progress import LivePrices
+from harness.run.progress import LivePrices
 
 TOP_KEYS = frozenset(
     {

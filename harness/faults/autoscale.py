@@ -11,7 +11,7 @@ import gevent
 
 from harness.faults.context import FaultContext
 from harness.faults.hpa import HPA, Decision
-from harness.faults.spec import AutoscaleBurst
+from harness.scenario.faults import AutoscaleBurst
 
 
 class AutoscaleBurstFault:

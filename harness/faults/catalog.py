@@ -19,7 +19,7 @@ from harness.errors import FaultError
 from harness.faults.autoscale import AutoscaleBurstFault
 from harness.faults.base import Fault
 from harness.faults.context import FaultContext
-from harness.faults.spec import (
+from harness.scenario.faults import (
     AutoscaleBurst,
     CacheEviction,
     ColdStart,

@@ -11,7 +11,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from harness.faults.spec import Autoscaler
+from harness.scenario.faults import Autoscaler
 
 
 @dataclass(frozen=True)

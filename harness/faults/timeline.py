@@ -10,7 +10,7 @@ from harness.errors import FaultError, RollbackFailed
 from harness.faults.base import Fault, FaultLog, FaultRecord, timed
 
 if TYPE_CHECKING:
-    from harness.faults.spec import FaultSpec
+    from harness.scenario.faults import FaultSpec
 
 RECOVERY = "recovery"
 

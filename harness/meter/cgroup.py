@@ -27,9 +27,10 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from harness.meter.base import UsageSample
+from harness.meter.base import Meter, UsageSample
 from harness.meter.docker import CounterBook, Counters, DockerMeter
 from harness.stack.base import Replica
+from harness.stack.compose_engine import connect
 
 PROC = Path("/proc")
 _BLKIO_FILES = ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes",
@@ -201,3 +202,12 @@ def _net_dev(path: Path) -> tuple[int, int]:
         rx += int(fields[0])
         tx += int(fields[8])
     return rx, tx
+
+
+def make_docker_meter(replicas: Callable[[], list[Replica]]) -> Meter:
+    """The cgroup-file meter when the engine's containers are visible here, else the API one."""
+    client = connect()
+    api = DockerMeter(replicas, client)
+    if cgroups_readable():
+        return CgroupMeter(replicas, client, fallback=api)
+    return api

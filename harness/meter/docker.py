@@ -22,7 +22,7 @@ import docker
 import docker.errors
 import requests
 
-from harness.meter.base import Meter, UsageSample
+from harness.meter.base import UsageSample
 from harness.stack.base import Replica
 from harness.stack.compose_engine import connect
 
@@ -148,14 +148,3 @@ def parse_stats(stats: Mapping[str, Any]) -> Counters | None:
     rx = sum(int(n.get("rx_bytes", 0)) for n in networks.values()) if networks else None
     tx = sum(int(n.get("tx_bytes", 0)) for n in networks.values()) if networks else None
     return Counters(int(cpu_ns) / 1e9, rss, read, write, rx, tx)
-
-
-def make_docker_meter(replicas: Callable[[], list[Replica]]) -> Meter:
-    """The cgroup-file meter when the engine's containers are visible here, else the API one."""
-    from harness.meter.cgroup import CgroupMeter, cgroups_readable
-
-    client = connect()
-    api = DockerMeter(replicas, client)
-    if cgroups_readable():
-        return CgroupMeter(replicas, client, fallback=api)
-    return api

@@ -10,8 +10,8 @@ from typing import Any
 import gevent
 
 from harness.artifacts import USAGE_SCHEMA
+from harness.artifacts.parts import PartWriter
 from harness.meter.base import Meter, UsageSample
-from harness.parts import PartWriter
 from harness.traffic.recorder import PhaseClock
 
 FLUSH_S = 5.0  # seconds of samples per Parquet part

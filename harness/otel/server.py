@@ -36,9 +36,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from harness.artifacts.traces import OTEL_STATS, TRACES
 from harness.errors import MeteringError
 from harness.otel.decode import Decoded, InvalidOtlp, OtlpTooLarge, decode_traces, inflate
-from harness.otel.traces import OTEL_STATS, TRACES, TraceTable
+from harness.otel.traces import TraceTable
 from harness.util import atomic_write_json
 
 __all__ = ["MAX_BODY", "OTEL_STATS", "STOP_PATH", "STOPPED_PATH", "TOKEN_HEADER", "OtlpServer"]

@@ -23,13 +23,13 @@ import pandas as pd
 from markupsafe import Markup
 
 from harness.artifacts import FAULTS, REPORT, Manifest
+from harness.artifacts.rundata import read_faults
 from harness.cost.ledger import Ledger
 from harness.report.debug import debug_context
 from harness.report.executive import executive_context
 from harness.report.format import money, num, pct, seconds, usd
 from harness.report.oncall import FACTOR, SUSTAIN_S, oncall_context
 from harness.report.profiles import profiles_context
-from harness.rundata import read_faults
 from harness.util import atomic_write_text
 
 __all__ = ["num", "render_html", "render_report", "script_hash", "usd"]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from docker.models.containers import Container
 
 from harness.errors import TargetError
-from harness.scenario_compose import ComposeFileError, read_compose_file
+from harness.scenario.compose import ComposeFileError, read_compose_file
 from harness.stack import compose_wait
 from harness.stack.base import Cancel
 from harness.stack.compose import STATE_FILE, UP_TIMEOUT_S, ComposeStack

@@ -15,8 +15,8 @@ from typing import Any
 from geventhttpclient.header import Headers
 
 from harness.artifacts import REQUEST_SCHEMA
-from harness.parts import PartWriter
-from harness.telemetry import parse_server_timing
+from harness.artifacts.parts import PartWriter
+from harness.artifacts.telemetry import parse_server_timing
 from harness.traffic.design import reports_cpu
 
 RECENT_FLUSHES = 16  # flushes kept for the live p95 (one a second during a run)

@@ -18,13 +18,13 @@ from typing import Any
 from artifact_factory import GIB, request, samples, service, write_run
 
 from harness.artifacts import FAULTS
+from harness.artifacts.rundata import load_run
 from harness.cost import load_price_book
 from harness.cost.ledger import build_ledger, write_ledger
 from harness.profiling.layout import INDEX, PROFILES_DIR, ProfileEntry, ProfileIndex, slug
 from harness.report.render import render_report
-from harness.rundata import load_run
-from harness.summary import build_summary, write_summary
-from harness.timeline import build_timeline
+from harness.report.summary import build_summary, write_summary
+from harness.report.timeline import build_timeline
 
 SCRIPT = "<script>window.__pwned=1;document.title='PWNED'</script>"
 IMG = "\"><img src=x onerror=\"window.__pwned=2;document.title='PWNED'\">"

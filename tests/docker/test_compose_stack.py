@@ -12,8 +12,8 @@ import docker
 import pytest
 import requests
 
-from harness.meter.cgroup import CgroupMeter
-from harness.meter.docker import DockerMeter, make_docker_meter
+from harness.meter.cgroup import CgroupMeter, make_docker_meter
+from harness.meter.docker import DockerMeter
 from harness.stack.compose import STATE_FILE
 from harness.stack.compose_engine import PROJECT_LABEL
 from tests.docker.conftest import StackFactory, labelled

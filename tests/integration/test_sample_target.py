@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.telemetry import parse_server_timing
+from harness.artifacts.telemetry import parse_server_timing
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0

@@ -23,7 +23,7 @@ import pytest
 import redis
 import requests
 
-from harness.telemetry import Telemetry, parse_server_timing
+from harness.artifacts.telemetry import Telemetry, parse_server_timing
 
 REPO = Path(__file__).resolve().parents[2]
 Shop = Any  # conftest.Service

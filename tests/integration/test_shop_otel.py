@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import redis
 
-from harness.rundata import load_run
+from harness.artifacts.rundata import load_run
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = [sys.executable, "-m", "harness.cli"]

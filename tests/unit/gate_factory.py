@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from artifact_factory import SIMPLE_PRICES, request, samples, service, write_book, write_run
 
-from harness.gate_windows import N_BINS, RunWindows, latency_bins
+from harness.compare.windows import N_BINS, RunWindows, latency_bins
 
 PHASES = (("warmup", 0.0, 2.0, False), ("steady", 2.0, 12.5, True))
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from artifact_factory import SIMPLE_PRICES, request, samples, service, write_book, write_run
 
+from harness.artifacts.rundata import load_run
 from harness.cost import build_ledger, load_price_book
 from harness.cost.regression import fit_service
 from harness.cost.windows import WindowData, window_cpu
-from harness.rundata import load_run
-from harness.summary import build_summary
+from harness.report.summary import build_summary
 from harness.traffic.design import MixDesign
 
 TRUTH_MS = {"/zero": 0.3, "/cpu2": 2.0, "/cpu5": 5.0, "/cpu10": 10.0}

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from gate_factory import sample_run, windows
 
-from harness.baselines import (
+from harness.compare import compare_json, compare_sources, judge
+from harness.compare.baselines import (
     WINDOWS,
     BaselineError,
     dump_windows,
@@ -20,10 +21,7 @@ from harness.baselines import (
     resolve,
     save_baseline,
 )
-from harness.compare import compare_json, compare_sources, judge
-from harness.cost.breakdown import request_costs
-from harness.gate_render import compare_html, compare_markdown, files_for, write_compare
-from harness.gate_stats import (
+from harness.compare.stats import (
     OVERALL,
     Contrast,
     Estimate,
@@ -35,7 +33,9 @@ from harness.gate_stats import (
     relative,
     resample_counts,
 )
-from harness.gate_windows import Pricing, latency_bins, price_run, window_seconds
+from harness.compare.windows import Pricing, latency_bins, price_run, window_seconds
+from harness.cost.breakdown import request_costs
+from harness.gate.render import compare_html, compare_markdown, files_for, write_compare
 
 BASE = {"GET /cpu": (2e-7, 20.0), "GET /cheap": (1e-8, 2.0)}
 

@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from artifact_factory import GIB, SIMPLE_PRICES, request, samples, service, write_book, write_run
 
-from harness.cost import build_ledger, load_price_book, price_run, write_ledger
+from harness.artifacts.rundata import load_run
+from harness.cost import build_ledger, load_price_book, write_ledger
 from harness.cost.ledger import COLUMNS, LEDGER_CSV, LEDGER_PARQUET, Ledger
 from harness.errors import InputError, PriceBookError
-from harness.rundata import load_run
+from harness.report.analysis import price_run
 
 TEN = [float(t) for t in range(11)]  # samples at 0..10 s: the priced window [0, 10]
 
@@ -264,7 +265,7 @@ def test_large_runs_stream_the_requests_file(tmp_path: Path, monkeypatch: Any) -
         str(write_book(tmp_path / "b", prices=SIMPLE_PRICES)), {"external:geo": 1}
     )
     whole = build_ledger(load_run(run_dir), book)
-    monkeypatch.setattr("harness.rundata.BATCH_ROWS", 4)
+    monkeypatch.setattr("harness.artifacts.rundata.BATCH_ROWS", 4)
     run = load_run(run_dir, in_memory_rows=5)
     assert run.streamed is not None and "cpu_ms" not in run.requests.columns
     streamed = build_ledger(run, book)

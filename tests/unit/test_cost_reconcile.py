@@ -11,9 +11,9 @@ from artifact_factory import GIB, request, samples, service, write_book, write_r
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.artifacts.rundata import load_run
 from harness.cost import build_ledger, load_price_book
 from harness.cost.breakdown import request_costs
-from harness.rundata import load_run
 
 PRICES = {
     "vcpu_second": (0.001, "USD/vCPU-second"),

@@ -11,8 +11,10 @@ import pytest
 from gate_factory import sample_run, windows
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from harness.baselines import BaselineError
 from harness.compare import SideInfo
+from harness.compare.baselines import BaselineError
+from harness.compare.stats import Contrast, Side, pool
+from harness.compare.windows import Pricing
 from harness.errors import EXIT_GATE_FAILED, EXIT_INPUT, EXIT_OK, ScenarioInvalid
 from harness.gate import (
     CandidateFailed,
@@ -24,7 +26,8 @@ from harness.gate import (
     gate_run,
     margin,
 )
-from harness.gate_budgets import (
+from harness.gate.output import GateOutputs, gate_json, gate_junit, gate_markdown, publish
+from harness.scenario.budgets import (
     DEFAULT_BUDGETS,
     Budget,
     BudgetError,
@@ -36,9 +39,6 @@ from harness.gate_budgets import (
     parse_threshold,
     spec_from_mapping,
 )
-from harness.gate_output import GateOutputs, gate_json, gate_junit, gate_markdown, publish
-from harness.gate_stats import Contrast, Side, pool
-from harness.gate_windows import Pricing
 
 BASE = {"GET /cpu": (2e-7, 20.0), "GET /cheap": (1e-8, 2.0), "POST /checkout": (5e-6, 50.0)}
 PRICING = Pricing("opencost-default", "usage", "USD")
@@ -213,7 +213,7 @@ def test_throughput_latency_error_rate_and_limits() -> None:
 
 
 def test_margin_reads_lower_is_worse_metrics_downwards() -> None:
-    from harness.gate_stats import OVERALL, Estimate
+    from harness.compare.stats import OVERALL, Estimate
 
     est = Estimate("throughput", OVERALL, 40.0, 30.0, (29.0, 31.0), -10.0, (-11.0, -9.0),
                    -0.25, (-0.27, -0.22))  # fmt: skip

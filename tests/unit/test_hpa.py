@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.faults.hpa import HPA
-from harness.faults.spec import Autoscaler
+from harness.scenario.faults import Autoscaler
 
 
 def test_scale_up_follows_ceil_current_times_ratio() -> None:

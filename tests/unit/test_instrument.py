@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from harness.artifacts.telemetry import Telemetry, parse_server_timing
 from harness.errors import TargetError
 from harness.instrument import ASGIMiddleware, LogBytesHandler, WSGIMiddleware, counters
 from harness.instrument import environment as instrument_env
 from harness.instrument.asgi import Message, Receive, Scope, Send
-from harness.telemetry import Telemetry, parse_server_timing
 from targets.sample.app import burn_cpu
 
 StartResponse = Callable[..., Callable[[bytes], object]]

@@ -13,13 +13,14 @@ import pytest
 from artifact_factory import SIMPLE_PRICES, request, samples, service, write_book, write_run
 
 from harness.artifacts import REQUEST_SCHEMA, REQUESTS
+from harness.artifacts.join import otel_accounting, vendor_names
+from harness.artifacts.rundata import OTEL_COLUMNS, load_run
+from harness.artifacts.traces import OTEL_STATS, TRACES
 from harness.cost import build_ledger, load_price_book
 from harness.cost.quantities import QuantityContext, aggregate_requests
 from harness.otel.decode import KIND_CLIENT, KIND_SERVER, Span
-from harness.otel.join import otel_accounting, vendor_names
-from harness.otel.traces import OTEL_STATS, TRACES, TraceTable
-from harness.rundata import OTEL_COLUMNS, load_run
-from harness.summary import build_summary
+from harness.otel.traces import TraceTable
+from harness.report.summary import build_summary
 
 T1, T2, T3, T9 = "1" * 32, "2" * 32, "3" * 32, "9" * 32
 TEN = [float(t) for t in range(11)]
@@ -151,7 +152,7 @@ def test_vendor_names_map_loopback_and_service_hosts() -> None:
 def test_the_report_shows_the_otel_accounting_in_the_on_call_and_debug_views(
     tmp_path: Path,
 ) -> None:
-    from harness.analysis import analyse
+    from harness.report.analysis import analyse
 
     overrides = {"external:payments": 0.25, "external:geo.example:81": 0.5, "db_read": 0,
                  "db_write": 0}  # fmt: skip

@@ -8,9 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from harness.artifacts.traces import read_traces
 from harness.errors import ArtifactError
 from harness.otel.decode import KIND_CLIENT, KIND_SERVER, Span
-from harness.otel.traces import TraceTable, outgoing_host, read_traces
+from harness.otel.traces import TraceTable, outgoing_host
 
 T1, T2 = "1" * 32, "2" * 32
 
@@ -96,7 +97,7 @@ def test_a_corrupt_traces_file_is_an_artifact_error(tmp_path: Path) -> None:
 
 
 def test_parts_left_by_a_killed_receiver_are_recovered_before_analysis(tmp_path: Path) -> None:
-    from harness.analysis import recover_parts
+    from harness.artifacts.recover import recover_parts
 
     table = TraceTable(tmp_path / "traces.parquet", idle_s=0.0)
     table.add([span(T1, db_system="redis")], 1.0)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.parts import PartWriter, _array
+from harness.artifacts.parts import PartWriter, _array
 
 CASES: list[tuple[list[Any], pa.DataType]] = [
     ([None] * 5, pa.float64()),

@@ -18,14 +18,14 @@ import pytest
 from artifact_factory import GIB, SIMPLE_PRICES, request, samples, service, write_book, write_run
 
 from harness.artifacts import FAULTS, Manifest
+from harness.artifacts.rundata import load_run
 from harness.cost import build_ledger, load_price_book
 from harness.cost.ledger import Ledger
 from harness.profiling.layout import INDEX, PROFILES_DIR, ProfileEntry, ProfileIndex
 from harness.report.format import money, num, pct, seconds, usd
 from harness.report.render import render_html, render_report
-from harness.rundata import load_run
-from harness.summary import build_summary
-from harness.timeline import build_timeline
+from harness.report.summary import build_summary
+from harness.report.timeline import build_timeline
 
 EVIL = '<script>document.title="PWNED"</script>"><img src=x onerror=alert(1)>'
 PHASES = (("warmup", 0.0, 2.0, False), ("baseline", 2.0, 8.0, True),

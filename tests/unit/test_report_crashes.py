@@ -9,13 +9,13 @@ from typing import Any
 from artifact_factory import GIB, SIMPLE_PRICES, request, samples, service, write_book, write_run
 
 from harness.artifacts import Manifest
+from harness.artifacts.rundata import load_run
 from harness.cost import build_ledger, load_price_book
 from harness.report.charts import Mark, Series, line_chart
 from harness.report.oncall import crash_notes
 from harness.report.render import render_html
-from harness.rundata import load_run
-from harness.summary import build_summary
-from harness.timeline import build_timeline
+from harness.report.summary import build_summary
+from harness.report.timeline import build_timeline
 
 EVIL = '<script>document.title="PWNED"</script>"><img src=x onerror=alert(1)>'
 PHASES = (("warmup", 0.0, 2.0, False), ("baseline", 2.0, 12.0, True))

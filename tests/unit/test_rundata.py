@@ -11,8 +11,8 @@ import pytest
 from artifact_factory import request, samples, service, write_run
 
 from harness.artifacts import MANIFEST, REQUESTS, USAGE
+from harness.artifacts.rundata import FALLBACK_PHASE, load_run
 from harness.errors import ArtifactError
-from harness.rundata import FALLBACK_PHASE, load_run
 
 PHASES = (("warmup", 0.0, 5.0, False), ("steady", 5.0, 15.0, True), ("fault", 15.0, 25.0, True))
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.safety import (
+from harness.run.safety import (
     check_address,
     install_connect_guard,
     is_loopback,

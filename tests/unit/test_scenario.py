@@ -28,7 +28,7 @@ from harness.scenario import (
     parse_scenario,
     validate_scenario,
 )
-from harness.scenario_values import parse_duration, parse_memory
+from harness.scenario.values import parse_duration, parse_memory
 
 # The example of the brief, minus its conflicting bits (open-model keys, locustfile).
 FULL = """\

@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import InputError, ScenarioInvalid
 from harness.scenario import Scenario, load_scenario
-from harness.scenario_compose import ComposeFileError, read_compose_file
+from harness.scenario.compose import ComposeFileError, read_compose_file
 
 COMPOSE = """\
 version: "2.4"

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from artifact_factory import GIB, SIMPLE_PRICES, request, samples, service, write_book, write_run
 
-from harness.cost import build_ledger, load_price_book, price_run
+from harness.artifacts.rundata import load_run
+from harness.cost import build_ledger, load_price_book
 from harness.cost.models import break_even
-from harness.rundata import load_run
-from harness.summary import build_summary, write_summary
-from harness.timeline import COLUMNS, build_timeline
+from harness.report.analysis import price_run
+from harness.report.summary import build_summary, write_summary
+from harness.report.timeline import COLUMNS, build_timeline
 
 TOP_KEYS = {
     "status", "run_id", "scenario", "price_book", "requests", "errors", "error_rate",

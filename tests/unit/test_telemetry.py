@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.artifacts.telemetry import MAX_HEADER_CHARS, Telemetry, parse_server_timing
 from harness.instrument.counters import RequestCounters
-from harness.telemetry import MAX_HEADER_CHARS, Telemetry, parse_server_timing
 
 CONTRACT = (
     'cpu;dur=12.4, db;desc="r=3 w=1", cache;desc="hit=2 miss=1", '
