@@ -1,4 +1,4 @@
-"""The one exception tree of the harness; `cli.py` maps it to exit codes.
+"""The one exception tree of the harness; `cli/main.py` maps it to exit codes.
 
 ::
 
@@ -7,8 +7,8 @@
     │   ├── ScenarioInvalid           a scenario file (carries every problem found)
     │   ├── PriceBookError            a price book: unknown, bad unit, negative, missing price
     │   ├── ArtifactError             a run directory: missing, truncated, foreign schema
-    │   ├── BudgetError               a gate budget (gate_budgets.py)
-    │   ├── BaselineError             a named baseline (baselines.py)
+    │   ├── BudgetError               a gate budget (scenario/budgets.py)
+    │   ├── BaselineError             a named baseline (compare/baselines.py)
     │   ├── InvalidProfile            a profile upload (profiling/proto.py; answered with 400)
     │   ├── InvalidOtlp               an OTLP payload (otel/decode.py; answered with 400/413/415)
     │   ├── ProfileQueryError         a Pyroscope server's answer (profiling/query.py)
@@ -18,7 +18,7 @@
     │   ├── FaultError                a fault could not be injected
     │   │   └── RollbackFailed        a fault could not be reverted
     │   ├── MeteringError             resource sampling failed
-    │   └── CandidateFailed           the gate's candidate run did not complete (gate.py)
+    │   └── CandidateFailed           the gate's candidate run did not complete (gate/gate.py)
     ├── GateFailed                    exit 1: a budget failed
     └── Interrupted                   exit 130: SIGINT / SIGTERM
 """

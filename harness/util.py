@@ -1,10 +1,11 @@
-"""Small helpers shared by several stages: atomic writes and free ports."""
+"""Small helpers shared by several stages: atomic writes, free ports, bounded gunzip."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +27,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class InflateError(ValueError):
+    """A gzip stream that is corrupt, cut short, or (``too_large``) inflates past its limit."""
+
+    def __init__(self, message: str, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+def gunzip_bounded(data: bytes, limit: int, noun: str = "data") -> tuple[bytes, bytes]:
+    """The first gzip member of ``data`` inflated to at most ``limit`` bytes (a gzip bomb
+    stops there), and the bytes after it; InflateError names ``noun`` in its message."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise InflateError(f"corrupt gzip {noun} ({exc})") from exc
+    if len(out) > limit:
+        raise InflateError(f"gzip {noun} inflates past {limit} bytes", too_large=True)
+    if not inflater.eof:
+        raise InflateError(f"truncated gzip {noun} (the stream ends early)")
+    return out, inflater.unused_data

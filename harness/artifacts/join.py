@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from harness.artifacts.schema import read_json_object
 from harness.artifacts.traces import OTEL_STATS, TRACES, read_traces
 from harness.errors import ArtifactError
 
@@ -192,12 +192,4 @@ def _sent_ids(requests_path: Path) -> tuple[pa.Array, pa.Array]:
 
 
 def _read_stats(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: unreadable or truncated JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: expected a JSON object")
-    return data
+    return read_json_object(path) if path.exists() else {}

@@ -125,6 +125,17 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     tmp.replace(run_dir / MANIFEST)
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON artifact holding one object; ArtifactError when unreadable, cut or not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable or truncated JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: expected a JSON object")
+    return data
+
+
 def read_manifest(run_dir: Path) -> Manifest:
     """Read and check a run's manifest; raise :class:`ArtifactError` naming the problem."""
     path = run_dir / MANIFEST
@@ -132,12 +143,7 @@ def read_manifest(run_dir: Path) -> Manifest:
         raise ArtifactError(f"{run_dir}: not a run directory (it does not exist)")
     if not path.is_file():
         raise ArtifactError(f"{path}: missing; {run_dir} is not a run directory")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: unreadable or truncated JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ArtifactError(f"{path}: expected a JSON object")
+    raw = read_json_object(path)
     version = raw.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ArtifactError(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from harness.errors import InputError
+from harness.util import InflateError, gunzip_bounded
 
 __all__ = [
     "READ_KEYS",
@@ -92,15 +92,10 @@ def inflate(body: bytes, encoding: str, limit: int) -> bytes:
         return body
     if encoding not in ("gzip", "x-gzip"):
         raise InvalidOtlp(f"unsupported Content-Encoding {encoding!r} (identity or gzip)")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise InvalidOtlp(f"corrupt gzip body ({exc})") from exc
-    if len(out) > limit:
-        raise OtlpTooLarge(f"gzip body inflates past {limit} bytes")
-    if not inflater.eof:
-        raise InvalidOtlp("truncated gzip body (the stream ends early)")
+        out, _ = gunzip_bounded(body, limit, noun="body")
+    except InflateError as exc:
+        raise (OtlpTooLarge if exc.too_large else InvalidOtlp)(str(exc)) from exc
     return out
 
 

@@ -20,20 +20,17 @@ import json
 import logging
 import os
 import secrets
-import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from harness.errors import MeteringError, TargetError
 from harness.otel.server import MAX_BODY, STOP_PATH, STOPPED_PATH, TOKEN_HEADER, OtlpServer
 from harness.stack.process import ChildProcess
-from harness.util import atomic_write_json
+from harness.stack.sidecar import post_control, serve_until_stopped, wait_ready
 
 __all__ = ["OtlpReceiver", "main"]
 
@@ -76,18 +73,9 @@ class OtlpReceiver:
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
     def _wait_ready(self) -> int:
-        ready = self.run_dir / READY_FILE
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not ready.exists():
-            if self._proc.exit_code() is not None:
-                raise MeteringError(f"the OTLP receiver exited with {self._proc.exit_code()}:\n"
-                                    f"{self._proc.tail()}")  # fmt: skip
-            if time.monotonic() > deadline:
-                raise MeteringError(f"the OTLP receiver did not start in {START_TIMEOUT_S} s")
-            time.sleep(0.05)
-        port = int(json.loads(ready.read_text(encoding="utf-8"))["port"])
-        ready.unlink(missing_ok=True)
-        return port
+        document = wait_ready(self.run_dir / READY_FILE, self._proc, "OTLP receiver",
+                              START_TIMEOUT_S)
+        return int(document["port"])
 
     def stack_stopped(self) -> None:
         """Spans arriving from now on are counted late (the stack is down)."""
@@ -112,19 +100,8 @@ class OtlpReceiver:
         return self.stats
 
     def _control(self, path: str, body: bytes, timeout: float) -> bytes:
-        request = urllib.request.Request(self.endpoint + path, body, {TOKEN_HEADER: self._token},
-                                         method="POST")  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                data: bytes = response.read()
-                return data
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(2000).decode("utf-8", "replace")
-            raise MeteringError(f"the OTLP receiver refused {path}: {exc.code} {detail}") \
-                from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise MeteringError(f"the OTLP receiver at {self.endpoint} does not answer ({exc}); "
-                                f"its log ends:\n{self._proc.tail()}") from exc  # fmt: skip
+        return post_control(self.endpoint, path, body, (TOKEN_HEADER, self._token), timeout,
+                            "OTLP receiver", self._proc.tail)
 
     def __enter__(self) -> OtlpReceiver:
         return self
@@ -138,25 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     """The receiver process: serve until told to stop, SIGTERM, or the harness is gone."""
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness stops us in order
+    stopped = threading.Event()
     try:
         server = OtlpServer(args.run_dir, os.environ.get(TOKEN_ENV, ""), host=args.host,
                             max_body=args.max_body, idle_s=args.idle)  # fmt: skip
     except MeteringError as exc:
         print(f"otel receiver: {exc}", file=sys.stderr)
         return 3
-    server.on_stop = stop.set
-    atomic_write_json(args.run_dir / READY_FILE, {"port": server.port, "pid": os.getpid()})
-    while not stop.wait(1.0):
-        if os.getppid() != args.parent_pid:
-            break  # the harness died without stopping us
-    server.stop()
+    server.on_stop = stopped.set
+    serve_until_stopped(server.stop, stopped, args.run_dir / READY_FILE, {"port": server.port},
+                        args.parent_pid)
     return 0
 
 

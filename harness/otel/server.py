@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +39,7 @@ from harness.artifacts.traces import OTEL_STATS, TRACES
 from harness.errors import MeteringError
 from harness.otel.decode import Decoded, InvalidOtlp, OtlpTooLarge, decode_traces, inflate
 from harness.otel.traces import TraceTable
+from harness.stack.sidecar import OwnedServer, ReplyHandler
 from harness.util import atomic_write_json
 
 __all__ = ["MAX_BODY", "OTEL_STATS", "STOP_PATH", "STOPPED_PATH", "TOKEN_HEADER", "OtlpServer"]
@@ -98,7 +98,7 @@ class OtlpServer:
         self._accepting = threading.Lock()  # held while spans are added; stop() takes it last
         self._closing = False
         try:
-            self._server = _Server((host, 0), _Handler, self)
+            self._server = OwnedServer[OtlpServer]((host, 0), _Handler, self)
         except OSError as exc:
             raise MeteringError(f"cannot start the OTLP receiver on {host} ({exc})") from exc
         self._threads = [
@@ -173,18 +173,10 @@ class OtlpServer:
                 LOG.error("OTLP receiver: cannot write traces: %s", exc)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 receiver: OtlpServer) -> None:  # fmt: skip
-        self.receiver = receiver
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class _Handler(ReplyHandler):
+    log_prefix = "OTLP receiver"
+    server: OwnedServer[OtlpServer]
     timeout = 30
     protocol_version = "HTTP/1.1"  # exporters keep their connection
     server_version = "harness-otlp-receiver"
@@ -303,15 +295,6 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps({"code": int(status), "message": message}).encode("utf-8")
         self._reply(status, body, "application/json")
 
-    def _reply(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        LOG.debug("OTLP receiver: " + format, *args)
 
 
 def _response(decoded: Decoded, as_json: bool) -> bytes:

@@ -11,13 +11,13 @@ The ``*View`` protocols type the parts of the messages the harness reads.
 from __future__ import annotations
 
 import gzip
-import zlib
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
 
 from harness.errors import InputError
+from harness.util import InflateError, gunzip_bounded
 
 __all__ = [
     "InvalidProfile",
@@ -192,17 +192,12 @@ def gunzip_if_gzipped(data: bytes, limit: int) -> bytes:
     """
     if data[:2] != b"\x1f\x8b":
         return data
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise InvalidProfile(f"corrupt gzip data ({exc})") from exc
-    if len(out) > limit:
-        raise PayloadTooLarge(f"gzip data inflates past {limit} bytes")
-    if not inflater.eof:
-        raise InvalidProfile("truncated gzip data (the stream ends early)")
-    if inflater.unused_data and inflater.unused_data[:2] == b"\x1f\x8b":
-        return out + gunzip_if_gzipped(inflater.unused_data, limit - len(out))
+        out, rest = gunzip_bounded(data, limit)
+    except InflateError as exc:
+        raise (PayloadTooLarge if exc.too_large else InvalidProfile)(str(exc)) from exc
+    if rest[:2] == b"\x1f\x8b":
+        return out + gunzip_if_gzipped(rest, limit - len(out))
     return out
 
 

@@ -20,14 +20,10 @@ import json
 import logging
 import os
 import secrets
-import signal
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 
 from harness.errors import MeteringError, TargetError
 from harness.profiling.layout import ProfileIndex, load_index
@@ -41,7 +37,7 @@ from harness.profiling.server import (
     ReceiverServer,
 )
 from harness.stack.process import ChildProcess
-from harness.util import atomic_write_json
+from harness.stack.sidecar import post_control, serve_until_stopped, wait_ready
 
 __all__ = ["ProfileReceiver", "main"]
 
@@ -86,19 +82,9 @@ class ProfileReceiver:
             raise
 
     def _wait_ready(self) -> str:
-        ready = self.out_dir / READY_FILE
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not ready.exists():
-            if self._proc.exit_code() is not None:
-                raise MeteringError(
-                    f"the profile receiver exited with {self._proc.exit_code()}:\n"
-                    f"{self._proc.tail()}")  # fmt: skip
-            if time.monotonic() > deadline:
-                raise MeteringError(f"the profile receiver did not start in {START_TIMEOUT_S} s")
-            time.sleep(0.05)
-        url: str = json.loads(ready.read_text(encoding="utf-8"))["url"]
-        ready.unlink(missing_ok=True)
-        return url
+        document = wait_ready(self.out_dir / READY_FILE, self._proc, "profile receiver",
+                              START_TIMEOUT_S)
+        return str(document["url"])
 
     @property
     def phase(self) -> str:
@@ -135,21 +121,8 @@ class ProfileReceiver:
         return drained
 
     def _control(self, path: str, body: bytes, timeout: float) -> bytes:
-        request = urllib.request.Request(self.url + path, body, {TOKEN_HEADER: self._token},
-                                         method="POST")  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                data: bytes = response.read()
-                return data
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(2000).decode("utf-8", "replace")
-            raise MeteringError(f"the profile receiver refused {path}: {exc.code} {detail}") \
-                from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise MeteringError(
-                f"the profile receiver at {self.url} does not answer ({exc}); "
-                f"its log ends:\n{self._proc.tail()}"
-            ) from exc
+        return post_control(self.url, path, body, (TOKEN_HEADER, self._token), timeout,
+                            "profile receiver", self._proc.tail)
 
     def __enter__(self) -> ProfileReceiver:
         return self
@@ -163,22 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     """The receiver process: serve until told to stop, SIGTERM, or the harness is gone."""
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the harness stops us in order
+    stopped = threading.Event()
     server = ReceiverServer(args.out, os.environ.get(TOKEN_ENV, ""), args.phase,
                             max_body=args.max_body, upload_interval_s=args.upload_interval,
                             upload_grace_s=args.grace)  # fmt: skip
-    server.on_stop = stop.set
-    atomic_write_json(args.out / READY_FILE, {"url": server.url, "pid": os.getpid()})
-    while not stop.wait(1.0):
-        if os.getppid() != args.parent_pid:
-            break  # the harness died without stopping us
-    server.stop()
+    server.on_stop = stopped.set
+    serve_until_stopped(server.stop, stopped, args.out / READY_FILE, {"url": server.url},
+                        args.parent_pid)
     return 0
 
 

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,6 +31,7 @@ from harness.errors import HarnessError, MeteringError
 from harness.profiling.ingest import Upload, decode_ingest, decode_push
 from harness.profiling.proto import InvalidProfile, PayloadTooLarge
 from harness.profiling.store import ProfileStore
+from harness.stack.sidecar import OwnedServer, ReplyHandler
 
 __all__ = ["MAX_BODY", "PHASE_PATH", "PUSH_PATH", "STOP_PATH", "TOKEN_HEADER", "ReceiverServer"]
 
@@ -68,7 +68,7 @@ class ReceiverServer:
         self._agents: dict[str, _Agent] = {}
         self._agents_lock = threading.Lock()
         try:
-            self._server = _Server(("127.0.0.1", 0), _Handler, self)
+            self._server = OwnedServer[ReceiverServer](("127.0.0.1", 0), _Handler, self)
         except OSError as exc:
             raise MeteringError(f"cannot start the profile receiver on 127.0.0.1 ({exc})") \
                 from exc
@@ -141,18 +141,10 @@ class _Agent:
         return now >= self.window_end + windows * interval + grace
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # replicas started together upload together
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 receiver: ReceiverServer) -> None:  # fmt: skip
-        self.receiver = receiver
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class _Handler(ReplyHandler):
+    log_prefix = "profile receiver"
+    server: OwnedServer[ReceiverServer]
     timeout = 30  # a stalled client cannot hold a thread forever
     server_version = "harness-profile-receiver"
 
@@ -262,12 +254,3 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps({"code": code, "message": message}).encode("utf-8")
         self._reply(status, body, "application/json")
 
-    def _reply(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        LOG.debug("profile receiver: " + format, *args)

@@ -15,19 +15,16 @@ wording), ``variants``, ``faults`` (fault specs), ``budgets`` (the gate's budget
 from harness.scenario.model import (
     MixDesign,
     Otel,
-    Param,
     Pricing,
-    RenderedRequest,
-    RequestSpec,
     Scenario,
-    Service,
     Stage,
-    Target,
     Traffic,
     load_scenario,
     parse_scenario,
     validate_scenario,
 )
+from harness.scenario.requests import Param, RenderedRequest, RequestSpec
+from harness.scenario.target import Service, Target
 
 __all__ = [
     "MixDesign",

@@ -28,8 +28,8 @@ from harness.errors import InputError, ScenarioInvalid
 from harness.scenario.budgets import GateSpec
 from harness.scenario.faults import FaultSpec, fault_problems
 from harness.scenario.reading import Document, parse_document, read_text, validation_problems
-from harness.scenario.requests import Param, RenderedRequest, RequestSpec
-from harness.scenario.target import Service, Target
+from harness.scenario.requests import RequestSpec
+from harness.scenario.target import Target
 from harness.scenario.values import (
     Count,
     Duration,
@@ -43,23 +43,6 @@ from harness.scenario.values import (
     show,
 )
 from harness.scenario.variants import Variants, patched, variant_problems
-
-__all__ = [
-    "Otel",
-    "Param",
-    "Pricing",
-    "RenderedRequest",
-    "RequestSpec",
-    "Scenario",
-    "Service",
-    "MixDesign",
-    "Stage",
-    "Target",
-    "Traffic",
-    "load_scenario",
-    "parse_scenario",
-    "validate_scenario",
-]
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 # Environment variables and headers whose values are never written to artifacts.
