@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from harness.scenario import Scenario
+    from harness.scenario import Scenario, Traffic
 
 
 def plan_lines(scenario: Scenario, price_book: str, variant: str = "default") -> list[str]:
@@ -29,6 +29,7 @@ def plan_lines(scenario: Scenario, price_book: str, variant: str = "default") ->
     level = (f"{t.rate:g} arrivals/s ({t.arrival}), up to {t.max_in_flight} in flight"
              if t.model == "open" else f"{t.users} users")
     lines.append(f"  traffic: {t.model} model, {level}")
+    lines.append(f"  mix: {_mix(t)}")
     lines.append(f"  timeline: 0 s warm-up ({t.warmup:g} s, not priced)")
     start = t.warmup
     for i, stage in enumerate(t.stages or []):
@@ -53,3 +54,15 @@ def _params(fault: BaseModel) -> str:
 def print_plan(scenario: Scenario, price_book: str, variant: str = "default") -> None:
     print("\n".join(["dry run: nothing is started",
                      *plan_lines(scenario, price_book, variant)]))
+
+
+def _mix(t: Traffic) -> str:
+    """How the endpoint weights move (docs/blackbox.md)."""
+    d = t.design
+    designed = (f"weights x [1/{d.spread:g}, {d.spread:g}] and rate x 1±{d.rate_swing:g} "
+                f"per {d.window:g} s window (seed {d.seed})")
+    if t.mix == "weighted":
+        return "weighted (the requests' weights throughout)"
+    if t.mix == "designed":
+        return f"designed: {designed}"
+    return f"auto (designed once the entry is seen to report no CPU: {designed})"

@@ -29,7 +29,7 @@ from harness.errors import MeteringError
 from harness.stack.process import ChildProcess
 from harness.util import atomic_write_json
 
-LOG = logging.getLogger("harness.sidecar")
+LOG = logging.getLogger("harness.stack.sidecar")
 
 
 def wait_ready(ready: Path, proc: ChildProcess, what: str, timeout: float) -> dict[str, Any]:
