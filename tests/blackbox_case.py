@@ -19,7 +19,7 @@ from harness.cost.services import replica_services
 BURN_MS = {"GET /zero": 0.0, "GET /cpu2": 2.0, "GET /cpu5": 5.0, "GET /cpu10": 10.0}
 
 
-def scenario(runtime: str, duration_s: int, mix: str | None = None) -> str:
+def scenario(runtime: str, duration_s: int, mix: str | None = None, rate: int = 40) -> str:
     """The scenario text; without ``mix`` the harness must design the mix by itself (auto)."""
     mix_line = f"\n  mix: {mix}" if mix else ""
     requests = "\n".join(f'  - {{name: "{name}", path: "/{name.split("/")[1]}?ms={ms:g}"}}'
@@ -36,7 +36,7 @@ target:
       memory: 256Mi
 traffic:
   model: open
-  rate: 40
+  rate: {rate}
   max_in_flight: 32
   warmup: 2s
   duration: {duration_s}s{mix_line}
