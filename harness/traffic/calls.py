@@ -69,7 +69,7 @@ def _picker(specs: list[RequestSpec], rng: random.Random,
         return lambda: specs[bisect.bisect_right(cum, rng.random() * total)]
 
     def pick() -> RequestSpec:
-        cum = design.cumulative(time.time())
+        cum = design.cumulative()
         return specs[bisect.bisect_right(cum, rng.random() * cum[-1])]
 
     return pick

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,11 +63,12 @@ class MixDesign:
         if self.active_from is None and self.mode != "weighted":
             self.active_from = now
 
-    def cumulative(self, now: float) -> list[float]:
-        """Cumulative endpoint weights in force at ``now`` (Unix seconds)."""
+    def cumulative(self, now: float | None = None) -> list[float]:
+        """Cumulative endpoint weights in force at ``now`` (Unix seconds; default: the clock,
+        read only while the design plays: this runs once per request)."""
         if self.active_from is None:
             return self._cum
-        self._move(now)
+        self._move(time.time() if now is None else now)
         return self._cum
 
     def rate_factor(self, now: float) -> float:

@@ -162,3 +162,21 @@ def test_a_phase_without_calls_in_its_windows_is_not_fitted(tmp_path: Path) -> N
                         traffic={"design": _design().describe()})
     fit = _ledger(run_dir, tmp_path).inputs.fits[("api", "steady")]
     assert not fit.usable and fit.warning == "no calls inside the fitted windows"
+
+
+def test_the_picker_follows_the_weights_the_design_has_in_force() -> None:
+    import random
+    from types import SimpleNamespace
+
+    from harness.traffic.calls import _picker
+
+    specs = [SimpleNamespace(weight=1.0, name=n) for n in "abc"]
+    design = MixDesign([1.0, 1.0, 1.0], 1e9, 4.0, 0.5, seed=5, mode="designed")
+    design.active_from = 0.0  # one window for the whole test
+    cum = design.cumulative()
+    want = np.diff([0.0, *cum]) / cum[-1]
+    pick = _picker(specs, random.Random(1), design)  # type: ignore[arg-type]
+    picks = [pick().name for _ in range(30_000)]
+    got = np.array([picks.count(n) for n in "abc"]) / len(picks)
+    assert np.allclose(got, want, atol=0.01), (got, want)
+    assert not np.allclose(want, 1 / 3, atol=0.05)  # the design moved the weights
