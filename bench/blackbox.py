@@ -82,9 +82,8 @@ def pct(value: float, truth: float) -> str:
 def _fitted(r: Any) -> tuple[str, str, str, str]:
     if r.est != r.est:  # NaN: no usable fit
         return ("not fitted", "–", "–", "–")
-    half = (r.high - r.low) / 2 / r.est * 100 if r.est > 0 else float("nan")
-    return (f"{r.est:.3f}", f"[{r.low:.3f}, {r.high:.3f}]", f"±{half:.1f} %",
-            pct(r.est, r.truth))
+    half = f"±{(r.high - r.low) / 2 / r.est * 100:.1f} %" if r.est > 0 else "–"
+    return (f"{r.est:.3f}", f"[{r.low:.3f}, {r.high:.3f}]", half, pct(r.est, r.truth))
 
 
 def render(rows: list[dict[str, Any]], fits: list[tuple[int, dict[str, Any]]],
