@@ -19,7 +19,7 @@ it names as such, rather than print a confident wrong number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.optimize import nnls
@@ -144,6 +144,4 @@ def fit_service(data: WindowData, seed: int = 0) -> ServiceFit:
 
 
 def _with(base: ServiceFit, **changes: object) -> ServiceFit:
-    from dataclasses import replace
-
     return replace(base, **changes)  # type: ignore[arg-type]

@@ -97,21 +97,12 @@ def test_entry_health_404_fails_fast_and_leaves_nothing(
 def test_sigterm_mid_run_removes_the_project(images: dict[str, str],
                                               docker_client: docker.DockerClient,
                                               tmp_path: Path) -> None:
-    scenario = tmp_path / "own-long.yaml"
-    scenario.write_text((OWN / "scenario.yaml").read_text().replace(
-        "compose: docker-compose.yml", f"compose: {OWN / 'docker-compose.yml'}").replace(
-        "requests: {locustfile: locustfile.py}",
-        f"requests: {{locustfile: {OWN / 'locustfile.py'}}}").replace("6s", "60s"))
+    scenario = _long_scenario(tmp_path / "own-long.yaml")
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([HARNESS, "run", str(scenario), "--output", str(run_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            manifest = run_dir / "manifest.json"
-            if manifest.exists() and json.loads(manifest.read_text() or "{}").get("services"):
-                break
-            time.sleep(0.5)
+        _wait_for_services(run_dir)
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
@@ -143,21 +134,12 @@ def test_httpbin_compose_example(images: dict[str, str], docker_client: docker.D
 
 def test_cleanup_after_a_killed_harness_removes_the_project(
         images: dict[str, str], docker_client: docker.DockerClient, tmp_path: Path) -> None:
-    scenario = tmp_path / "own-kill.yaml"
-    scenario.write_text((OWN / "scenario.yaml").read_text().replace(
-        "compose: docker-compose.yml", f"compose: {OWN / 'docker-compose.yml'}").replace(
-        "requests: {locustfile: locustfile.py}",
-        f"requests: {{locustfile: {OWN / 'locustfile.py'}}}").replace("6s", "60s"))
+    scenario = _long_scenario(tmp_path / "own-kill.yaml")
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([HARNESS, "run", str(scenario), "--output", str(run_dir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            manifest = run_dir / "manifest.json"
-            if manifest.exists() and json.loads(manifest.read_text() or "{}").get("services"):
-                break
-            time.sleep(0.5)
+        _wait_for_services(run_dir)
     finally:
         proc.kill()  # SIGKILL: no teardown runs
         proc.wait(timeout=30)
@@ -167,3 +149,22 @@ def test_cleanup_after_a_killed_harness_removes_the_project(
     assert done.returncode == 0, done.stderr
     assert left_over(docker_client, project) == []
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "aborted"
+
+
+def _long_scenario(path: Path) -> Path:
+    """The own-compose scenario, anchored to tests/docker/own/, measuring 60 s."""
+    path.write_text((OWN / "scenario.yaml").read_text().replace(
+        "compose: docker-compose.yml", f"compose: {OWN / 'docker-compose.yml'}").replace(
+        "requests: {locustfile: locustfile.py}",
+        f"requests: {{locustfile: {OWN / 'locustfile.py'}}}").replace("6s", "60s"))
+    return path
+
+
+def _wait_for_services(run_dir: Path, timeout_s: float = 120) -> None:
+    """Until the manifest lists the started services (the stack is up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        manifest = run_dir / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text() or "{}").get("services"):
+            return
+        time.sleep(0.5)
