@@ -114,7 +114,7 @@ def fit_service(data: WindowData, seed: int = 0) -> ServiceFit:
     """Fit per-endpoint CPU per call for one service and phase."""
     base = ServiceFit(data.service, data.phase, len(data.cpu_s), data.window_s, data.guard_s)
     if not data.endpoints:
-        return _with(base, warning="no calls inside the fitted windows")
+        return replace(base, warning="no calls inside the fitted windows")
     x = np.column_stack([data.counts, data.seconds])
     y = data.cpu_s
     norms = np.linalg.norm(x, axis=0)
@@ -122,7 +122,7 @@ def fit_service(data: WindowData, seed: int = 0) -> ServiceFit:
     cond = float(np.linalg.cond(x / norms)) if len(y) >= x.shape[1] else float("inf")
     weak = _weakness(data, x, cond)
     if weak is not None:
-        return _with(base, condition=cond, warning=weak)
+        return replace(base, condition=cond, warning=weak)
     coef = _solve(x, y, norms)
     residual = y - x @ coef
     spread = float(np.sum((y - y.mean()) ** 2))
@@ -139,9 +139,5 @@ def fit_service(data: WindowData, seed: int = 0) -> ServiceFit:
     if not np.isfinite(r2) or r2 < MIN_R2:
         warning = (f"the fit explains {r2:.0%} of the metered CPU's variation across windows "
                    f"(< {MIN_R2:.0%}): too little CPU per call against the noise")
-    return _with(base, endpoints=endpoints, idle_cores=float(coef[-1]), r2=r2, condition=cond,
+    return replace(base, endpoints=endpoints, idle_cores=float(coef[-1]), r2=r2, condition=cond,
                  warning=warning)
-
-
-def _with(base: ServiceFit, **changes: object) -> ServiceFit:
-    return replace(base, **changes)  # type: ignore[arg-type]
