@@ -28,7 +28,7 @@ from harness.cost.windows import WindowData
 
 BOOTSTRAP = 300
 MIN_WINDOWS = 8
-MAX_CONDITION = 20.0  # a fixed mix measured 26-160 here, a designed one 6-7 (tests)
+MAX_CONDITION = 20.0  # simulated fixed mixes: 26-160; designed: 6-7 (and 6.7 on a real run)
 MIN_R2 = 0.3
 MIN_CALLS = 10  # calls of an endpoint inside fitted windows below which it is not estimated
 
