@@ -7,12 +7,12 @@ Exit codes: 0 success · 1 a budget/gate failed · 2 usage or input error · 3 t
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
 
 from harness.errors import EXIT_INTERRUPTED
+from harness.signals import ignore_interrupts, install_interrupt_handlers, take_held_signal
 
 EPILOG = """exit codes:
   0    success
@@ -88,21 +88,28 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     # Until a command installs its own handlers (a run does, see harness.run.interrupt), SIGINT and
-    # SIGTERM both raise KeyboardInterrupt: a signal during start-up (parsing, imports) ends
-    # with exit 130 and one line, not SIGTERM's default kill or a traceback.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _raise_keyboard_interrupt)
+    # SIGTERM both raise KeyboardInterrupt (held while an import runs, see harness.signals): a
+    # signal during start-up (parsing, imports) ends with exit 130 and one line, not SIGTERM's
+    # default kill or a traceback.
+    install_interrupt_handlers()
     try:
         code = _command(argv)
     except KeyboardInterrupt:
+        take_held_signal()
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except Exception:
+        # A library turned the interrupt into its own error (pydantic's serializer, a C
+        # extension's init): the signal is still held, so it is the interrupt all the same.
+        if take_held_signal() is None:
+            raise
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
     # Everything is stopped and written: a signal arriving while the interpreter shuts down
     # must not turn this exit code into a kill. Ignored, not blocked: a mask is per thread (a
     # library's thread would still take the signal), and interpreter shutdown resets Python
     # handlers to the default action but leaves SIG_IGN alone.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    ignore_interrupts()
     sys.exit(code)
 
 
@@ -124,6 +131,3 @@ def _command(argv: list[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
 
-
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -7,6 +7,7 @@ import signal
 from gevent.event import Event
 
 from harness.errors import Interrupted
+from harness.signals import install_interrupt_handlers, take_held_signal
 
 
 class StopFlag:
@@ -22,11 +23,13 @@ class StopFlag:
         least every tick, so a signal is seen within a fraction of a second."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda signum, frame: self._on_signal(signal.Signals(signum).name))
+        held = take_held_signal()  # one that came while the command started: stop at once
+        if held is not None:
+            self._on_signal(held.name)
 
     def uninstall(self) -> None:
         """From now on a signal raises KeyboardInterrupt (the CLI exits 130)."""
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _raise_keyboard_interrupt)
+        install_interrupt_handlers()
 
     def _on_signal(self, name: str) -> None:
         if self.signal_name is None:  # the first signal wins; later ones only repeat it
@@ -41,6 +44,3 @@ class StopFlag:
         """Sleep up to ``timeout`` seconds; True when a stop was requested."""
         return bool(self.event.wait(timeout))
 
-
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -1,10 +1,11 @@
 """The layout reads as the data flow: one package per stage, each importing only the stages
 before it, and no import cycle anywhere in ``harness/`` (type-only imports included).
 
-Stages, first to last (docs/architecture.md): the foundation (``errors``, ``util``) →
-``scenario`` → ``artifacts`` (the contract runs write and analysis reads) → the run's parts
-(``stack``, ``traffic``, ``faults``, ``meter``, ``profiling``, ``otel``, ``instrument``,
-``images``) → ``run`` → ``cost`` (the ledger) → ``report`` → ``compare`` → ``gate`` → ``cli``.
+Stages, first to last (docs/architecture.md): the foundation (``errors``, ``util``,
+``signals``) → ``scenario`` → ``artifacts`` (the contract runs write and analysis reads) → the
+run's parts (``stack``, ``traffic``, ``faults``, ``meter``, ``profiling``, ``otel``,
+``instrument``, ``images``) → ``run`` → ``cost`` (the ledger) → ``report`` → ``compare`` →
+``gate`` → ``cli``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2] / "harness"
 STAGES: tuple[tuple[str, ...], ...] = (
-    ("errors", "util"),
+    ("errors", "util", "signals"),
     ("scenario",),
     ("artifacts",),
     ("stack", "traffic", "faults", "meter", "profiling", "otel", "instrument", "images"),
