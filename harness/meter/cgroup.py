@@ -28,7 +28,8 @@ import docker
 import docker.errors
 
 from harness.meter.base import Meter, UsageSample
-from harness.meter.docker import CounterBook, Counters, DockerMeter
+from harness.meter.counters import CounterBook, Counters
+from harness.meter.docker import DockerMeter
 from harness.stack.base import Replica
 from harness.stack.compose_engine import connect
 
@@ -56,33 +57,46 @@ class CgroupMeter:
 
     def sample(self) -> list[UsageSample]:
         now = time.time()
-        return [self._book.sample(rep, now, self._read(rep)) for rep in self._replicas()]
+        return [self._book.sample(rep, now, *self._read(rep)) for rep in self._replicas()]
 
-    def _read(self, rep: Replica) -> Counters | None:
+    def _read(self, rep: Replica) -> tuple[Counters | None, object]:
+        """The container's counters, and which process they are of (its main pid)."""
         cid = rep.container_id
         if cid is None:
-            return None
-        if cid not in self._places:
-            self._places[cid] = self._locate(cid)
-        place = self._places[cid]
-        if place is None:
-            return self._fallback.read(cid)
-        try:
-            return place.read()
-        except (OSError, ValueError):
-            return None  # the process (and so the container) is gone
+            return None, None
+        for _ in range(2):  # a cached place may be stale: the container restarted meanwhile
+            if cid not in self._places:
+                pid = self._pid(cid)
+                if pid is None:
+                    return None, None  # not running now: looked up again at the next sample
+                try:
+                    self._places[cid] = _find_place(pid, cid, self._mounts)
+                except OSError:
+                    return None, None  # the process ended between the inspect and the read
+            place = self._places[cid]
+            if place is None:
+                return self._fallback.read_with_process(cid)
+            try:
+                return place.read(), place.pid
+            except (OSError, ValueError):
+                del self._places[cid]  # its process is gone: stopped, or a new one since
+        return None, None
 
-    def _locate(self, cid: str) -> _Place | None:
+    def _pid(self, cid: str) -> int | None:
         try:
             pid = int(self._client.api.inspect_container(cid)["State"]["Pid"])
         except (docker.errors.DockerException, KeyError, TypeError, ValueError):
             return None
-        if pid <= 0:
-            return None
-        try:
-            return _Place.find(pid, cid, self._mounts)
-        except (OSError, ValueError):
-            return None
+        return pid if pid > 0 else None
+
+
+def _find_place(pid: int, cid: str, mounts: dict[str, tuple[Path, str]]) -> _Place | None:
+    """The container's counter files, or None when this layout cannot be read (the API then).
+    OSError: the process is gone."""
+    try:
+        return _Place.find(pid, cid, mounts)
+    except ValueError:
+        return None
 
 
 class _Place:

@@ -4,7 +4,8 @@ One streaming stats request per container (the engine pushes a document every se
 sample is the latest document of each. CPU is the cgroup's cumulative usage, memory is
 usage minus inactive file cache (what ``docker stats`` shows), network bytes are summed over
 the container's interfaces, block I/O over its devices. A container that stopped or vanished
-is ``alive=False`` and keeps its last cumulative counters, so deltas never go negative.
+is ``alive=False`` and keeps its last cumulative counters, so deltas never go negative; one that
+restarted is metered again, its counters carrying on from the old totals.
 
 :func:`make_docker_meter` picks :class:`~harness.meter.cgroup.CgroupMeter` (reads the same
 counters from cgroup files, much cheaper) when the engine runs on this host.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -23,52 +23,12 @@ import docker.errors
 import requests
 
 from harness.meter.base import UsageSample
+from harness.meter.counters import CounterBook, Counters
 from harness.stack.base import Replica
 from harness.stack.compose_engine import connect
 
 NEVER_READ = "0001-01-01T00:00:00Z"
 FIRST_DOCUMENT_S = 2.0  # the engine sends a stream's first document at once
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """One reading of a container: cumulative CPU/I/O/network, current memory."""
-
-    cpu_s: float
-    rss_bytes: int
-    io_read_bytes: int
-    io_write_bytes: int
-    net_rx_bytes: int | None
-    net_tx_bytes: int | None
-
-
-DEAD = Counters(0.0, 0, 0, 0, None, None)
-
-
-class CounterBook:
-    """Turns readings into samples; a dead replica keeps its last cumulative counters."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, Counters] = {}
-
-    def sample(self, rep: Replica, now: float, reading: Counters | None) -> UsageSample:
-        last = self._last.get(rep.replica, DEAD)
-        alive = reading is not None
-        cur = reading or Counters(last.cpu_s, 0, last.io_read_bytes, last.io_write_bytes,
-                                  last.net_rx_bytes, last.net_tx_bytes)
-        cur = Counters(max(cur.cpu_s, last.cpu_s), cur.rss_bytes,
-                       max(cur.io_read_bytes, last.io_read_bytes),
-                       max(cur.io_write_bytes, last.io_write_bytes),
-                       _max(cur.net_rx_bytes, last.net_rx_bytes),
-                       _max(cur.net_tx_bytes, last.net_tx_bytes))
-        self._last[rep.replica] = cur
-        return UsageSample(now, rep.service, rep.replica, rep.role, cur.cpu_s, cur.rss_bytes,
-                           cur.io_read_bytes, cur.io_write_bytes, cur.net_tx_bytes,
-                           cur.net_rx_bytes, rep.cpu_limit, rep.mem_limit, alive)
-
-
-def _max(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else max(a, b)
 
 
 class DockerMeter:
@@ -89,43 +49,66 @@ class DockerMeter:
 
     def sample(self) -> list[UsageSample]:
         now = time.time()
-        return [self._book.sample(rep, now, self.read(rep.container_id))
+        return [self._book.sample(rep, now, *self.read_with_process(rep.container_id))
                 for rep in self._replicas()]
 
-    def read(self, container_id: str | None) -> Counters | None:
-        """One container's latest counters, or None when it is not running (or unknown)."""
+    def read_with_process(self, container_id: str | None) -> tuple[Counters | None, object]:
+        """One container's latest counters, or None when it is not running (or unknown), and
+        which run of the container they are of (its start time: a restart is a new run)."""
         if container_id is None:
-            return None
+            return None, None
         stream = self._streams.get(container_id)
-        if stream is None:
+        if stream is None or stream.ended.is_set():  # ended: it stopped; running again?
             if self._client is None:
                 self._client = connect()
-            stream = self._streams[container_id] = _StatsStream(self._client, container_id)
+            started = _started_at(self._client, container_id)
+            if started is None:
+                return None, None
+            stream = self._streams[container_id] = _StatsStream(self._client, container_id,
+                                                                started)
             stream.first.wait(FIRST_DOCUMENT_S)
-        return stream.latest
+        return stream.latest, stream.started_at
+
+
+def _started_at(client: docker.DockerClient, container_id: str) -> str | None:
+    """When the container's current process started, or None when it is not running."""
+    try:
+        state = client.api.inspect_container(container_id)["State"]
+    except (docker.errors.DockerException, requests.RequestException, KeyError, TypeError):
+        return None
+    return str(state.get("StartedAt")) if state.get("Running") else None
 
 
 class _StatsStream:
     """The latest stats of one container, kept current by a background reader thread."""
 
-    def __init__(self, client: docker.DockerClient, container_id: str) -> None:
+    def __init__(self, client: docker.DockerClient, container_id: str, started_at: str) -> None:
+        self.started_at = started_at
         self.latest: Counters | None = None
         self.first = threading.Event()
+        self.ended = threading.Event()
         self._client = client
         self._id = container_id
         threading.Thread(target=self._read, name=f"stats-{container_id[:12]}",
                          daemon=True).start()
 
     def _read(self) -> None:
+        """The engine keeps a stream open while its container is stopped (documents without
+        counters) and goes on when it starts again: then the start time is looked up anew, so
+        the readings of the new process are told apart from the old one's."""
         try:
             for document in self._client.api.stats(self._id, stream=True, decode=True):
-                self.latest = parse_stats(document)
+                counters = parse_stats(document)
+                if counters is not None and self.latest is None and self.first.is_set():
+                    self.started_at = _started_at(self._client, self._id) or self.started_at
+                self.latest = counters
                 self.first.set()
         except (docker.errors.DockerException, requests.RequestException, OSError):
             pass  # the container is gone or the engine went away: no more readings
         finally:
             self.latest = None
             self.first.set()
+            self.ended.set()
 
 
 def parse_stats(stats: Mapping[str, Any]) -> Counters | None:

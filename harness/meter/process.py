@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.meter.base import UsageSample
+from harness.meter.counters import CounterBook, Counters
 from harness.stack.base import Replica
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -41,36 +42,33 @@ class ProcessMeter:
     def __init__(self, replicas: Callable[[], list[Replica]]) -> None:
         self._replicas = replicas
         self._started: dict[int, int] = {}
-        self._last_cpu: dict[str, float] = {}
+        self._book = CounterBook()
 
     def sample(self) -> list[UsageSample]:
         now = time.time()
-        return [self._one(r, now) for r in self._replicas()]
+        return [self._book.sample(r, now, *self._read(r)) for r in self._replicas()]
 
-    def _one(self, rep: Replica, now: float) -> UsageSample:
-        cpu, rss, rd, wr, alive = 0.0, 0, 0, 0, False
-        if rep.pid is not None:
-            cpu, rss, rd, wr, alive = self._tree(rep.pid)
-        # A dead replica keeps its last cumulative CPU so deltas never go negative.
-        cpu = max(cpu, self._last_cpu.get(rep.replica, 0.0))
-        self._last_cpu[rep.replica] = cpu
-        return UsageSample(now, rep.service, rep.replica, rep.role, cpu, rss, rd, wr, None,
-                           None, rep.cpu_limit, rep.mem_limit, alive)
-
-    def _tree(self, pid: int) -> tuple[float, int, int, int, bool]:
-        root = read_stat(pid)
+    def _read(self, rep: Replica) -> tuple[Counters | None, object]:
+        """The replica's process tree now, and which process it is (pid, start time): a
+        restarted replica is a new process whose counters start from zero."""
+        if rep.pid is None:
+            return None, None
+        root = read_stat(rep.pid)
         if root is None or root.zombie:
-            return 0.0, 0, 0, 0, False
-        if self._started.setdefault(pid, root.started) != root.started:
-            return 0.0, 0, 0, 0, False  # the replica died and its pid was reused
-        cpu, rss, rd, wr = root.cpu_s, root.rss, *read_io(pid)
+            return None, None
+        if self._started.setdefault(rep.pid, root.started) != root.started:
+            return None, None  # the replica died and its pid was reused
+        return self._tree(rep.pid, root), (rep.pid, root.started)
+
+    def _tree(self, pid: int, root: _Stat) -> Counters:
+        cpu, rss, (rd, wr) = root.cpu_s, root.rss, read_io(pid)
         for child in descendants(pid):
             stat = read_stat(child)
             if stat is None:
                 continue
             child_rd, child_wr = read_io(child)
             cpu, rss, rd, wr = cpu + stat.cpu_s, rss + stat.rss, rd + child_rd, wr + child_wr
-        return cpu, rss, rd, wr, True
+        return Counters(cpu, rss, rd, wr, None, None)
 
 
 def read_stat(pid: int) -> _Stat | None:

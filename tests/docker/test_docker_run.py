@@ -1,8 +1,10 @@
 """Whole runs on the docker runtime through the CLI: the quickstart's endpoints with a kill and
-a pause fault, container-metered CPU against the per-request CPU, nothing left on the engine."""
+a pause fault, container-metered CPU against the per-request CPU (the killed replica metered
+again after its restart), nothing left on the engine."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -48,15 +50,28 @@ def test_quickstart_endpoints_with_faults_on_docker(
         ("paused", "inject", "ok"), ("paused", "revert", "ok")]
     assert steps[1]["details"]["time_to_ready_s"]
 
-    # Container-metered CPU of the app against what its requests reported (Server-Timing):
-    # the CPU-heavy endpoint dominates, so the two agree within 10 % plus the unattributed rest.
+    # Container-metered CPU of the app against what its requests reported (Server-Timing), per
+    # replica and per stretch of its counter (the killed replica restarts from zero): only the
+    # requests it served inside that stretch, so CPU it burned after its last sample before the
+    # kill is on neither side. The CPU-heavy endpoint dominates, so the two agree within 10 %.
     records = pd.read_parquet(run_dir / "requests.parquet")
     usage = pd.read_parquet(run_dir / "usage.parquet")
     app = usage[usage["service"] == "api"]
-    metered = sum(_gained(g.sort_values("ts")["cpu_s"]) for _, g in app.groupby("replica"))
-    first, last = app["ts"].min(), app["ts"].max()
-    inside = records[(records["start"] >= first) & (records["end"] <= last)]
-    reported = inside["cpu_ms"].sum() / 1000.0
+    metered = reported = 0.0
+    for replica, samples in app.groupby("replica"):
+        for first, last, gained in _stretches(samples.sort_values("ts")):
+            served = records[(records["replica"] == replica) & (records["start"] >= first)
+                             & (records["end"] <= last)]
+            metered += gained
+            reported += float(served["cpu_ms"].sum()) / 1000.0
+    assert reported > 0
+    # The killed replica is metered again once it restarted: alive, its counter climbing on
+    # from the total it had when it was killed (not hidden under it).
+    killed = app[app["replica"] == steps[0]["details"]["replicas"][0]].sort_values("ts")
+    at_kill = killed[killed["ts"] <= steps[0]["start"]]["cpu_s"].max()
+    back = killed[killed["ts"] >= steps[1]["end"]]
+    assert back["alive"].all() and len(back) >= 3
+    assert back["cpu_s"].iloc[-1] - at_kill >= 0.1, (at_kill, back["cpu_s"].tolist())
     assert reported <= metered * 1.10, (reported, metered)
     assert metered <= reported * 1.6, (reported, metered)  # waitress and idle overhead on top
 
@@ -91,9 +106,10 @@ def test_cleanup_removes_what_a_killed_harness_left_on_the_engine(
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "aborted"
 
 
-def _gained(cpu: pd.Series) -> float:
-    """CPU-seconds a cumulative counter gained; the killed replica restarts with its counter
-    reset, and after a reset the new value is the gain (as the cost engine meters it)."""
-    values = cpu.to_numpy(float)
-    steps = np.diff(values)
-    return float(np.where(steps >= 0, steps, values[1:]).sum())
+def _stretches(samples: pd.DataFrame) -> list[tuple[float, float, float]]:
+    """``(first ts, last ts, CPU-seconds gained)`` of each stretch of a replica's cumulative
+    counter; a counter that goes down (the replica restarted) starts a new stretch."""
+    ts, cpu = samples["ts"].to_numpy(float), samples["cpu_s"].to_numpy(float)
+    starts = [0, *(np.flatnonzero(np.diff(cpu) < 0) + 1), len(cpu)]
+    return [(ts[a], ts[b - 1], cpu[b - 1] - cpu[a])
+            for a, b in itertools.pairwise(starts) if b - a > 1]

@@ -63,3 +63,35 @@ def test_dead_replica_keeps_its_last_cpu_and_is_not_alive() -> None:
     assert second.cpu_s == first.cpu_s >= 0.25
     assert read_stat(proc.pid) is None
     assert ProcessMeter(lambda: [_replica(None)]).sample()[0].alive is False
+
+
+def test_a_restarted_replica_carries_its_cpu_on_from_the_old_total() -> None:
+    """A kill fault's revert starts the replica again as a new process that reads from zero:
+    what the new process burns is added on top, even while it is below the old total."""
+    burn = ("import time\nend = time.process_time() + {s}\n"
+            "while time.process_time() < end: pass\ntime.sleep(30)\n")
+    current: list[int | None] = [None]
+    meter = ProcessMeter(lambda: [_replica(current[0])])
+    old = subprocess.Popen([sys.executable, "-c", burn.format(s=0.6)])
+    new = None
+    try:
+        current[0] = old.pid
+        time.sleep(1.2)
+        before = meter.sample()[0]
+        old.kill()
+        old.wait()
+        dead = meter.sample()[0]
+        new = subprocess.Popen([sys.executable, "-c", burn.format(s=0.2)])
+        current[0] = new.pid
+        time.sleep(0.8)
+        after = meter.sample()[0]
+        gained = sum(psutil.Process(new.pid).cpu_times()[:2])
+    finally:
+        for proc in (old, new):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+    assert before.alive and not dead.alive and after.alive
+    assert dead.cpu_s == before.cpu_s >= 0.55
+    assert 0.15 <= gained < before.cpu_s  # the new process alone is below the old total
+    assert abs(after.cpu_s - (before.cpu_s + gained)) <= 0.05
