@@ -102,7 +102,7 @@ def replace_section(text: str, name: str, body: str) -> str:
 SECTION_ORDER = ("summary", "loadgen", "loadgen-work", "attribution", "attribution-docker",
                  "blackbox", "blackbox-docker",
                  "analysis-scale", "target-overhead", "overhead-parts", "metering", "soak",
-                 "workers", "interrupts")
+                 "workers", "interrupts", "interrupts-window")
 
 
 def order_sections(text: str) -> str:

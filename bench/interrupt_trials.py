@@ -2,7 +2,7 @@
 between process start and its natural end, then checked for anything left behind.
 
     .venv/bin/python bench/interrupt_trials.py [--runtime local|docker|both] [--trials 20]
-                                               [--seed 1]
+                                               [--seed 1] [--window A,B] [--busy N]
 
 Per runtime, one uninterrupted calibration run gives the natural length T (process start to
 exit, analysis included; docker images are brought up to date first); each trial then signals
@@ -11,9 +11,14 @@ finished first, or if the signal came in the teardown after the measured part ha
 manifest status ``interrupted`` (``completed`` when the signal came after the measured part),
 no process carrying the run's marker or its directory in its command line, no docker resource
 labelled with a project this trial created, every injected fault reverted with status ok, and
-``harness report RUN_DIR`` exits 0. The moment the signal landed in is read back from the
-artifacts (manifest phases, faults.jsonl, ``ended_at``). Writes the ``interrupts`` section of
-RESULTS.md. Not run in CI (the tests' matrices cover each moment once).
+``harness report RUN_DIR`` exits 0, and no traceback on stderr. The moment the signal landed in
+is read back from the artifacts (manifest phases, faults.jsonl, ``ended_at``). Writes the
+``interrupts`` section of RESULTS.md. Not run in CI (the tests' matrices cover each moment once).
+
+``--window A,B`` signals at U(A, B) seconds instead (``--window 0,1.5``: while the command
+parses and imports, where a signal once ended in gevent's ``LoopExit`` traceback) and writes
+the ``interrupts-window`` section; ``--busy N`` keeps N processes spinning meanwhile, so the
+start-up is as slow as on a loaded CI machine.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +98,10 @@ def main() -> None:
     parser.add_argument("--runtime", choices=["local", "docker", "both"], default="both")
     parser.add_argument("--trials", type=int, default=20, help="trials per runtime")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--window", type=_window, default=None, metavar="A,B",
+                        help="signal at U(A, B) seconds instead of U(0, T)")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="N processes spinning on the CPU during the trials")
     args = parser.parse_args()
     runtimes = ["local", "docker"] if args.runtime == "both" else [args.runtime]
     work = Path(tempfile.mkdtemp(prefix="interrupt-trials-"))
@@ -100,8 +111,10 @@ def main() -> None:
     results: dict[str, tuple[float, list[Trial]]] = {}
     for runtime in runtimes:
         natural = _calibrate(runtime, scenario, work)
-        trials = [_trial(runtime, i, scenario, work, rng.uniform(0, natural),
-                         rng.choice(SIGNALS)) for i in range(1, args.trials + 1)]
+        low, high = args.window or (0.0, natural)
+        with _spinning(args.busy):
+            trials = [_trial(runtime, i, scenario, work, rng.uniform(low, high),
+                             rng.choice(SIGNALS)) for i in range(1, args.trials + 1)]
         results[runtime] = (natural, trials)
     failed = any(t.failures() for _, ts in results.values() for t in ts)
     _publish(args, results)
@@ -109,6 +122,30 @@ def main() -> None:
         print(f"\nsome trials failed; their run directories are kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _window(text: str) -> tuple[float, float]:
+    low, _, high = text.partition(",")
+    try:
+        bounds = float(low), float(high)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected A,B in seconds") from None
+    if not 0 <= bounds[0] < bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 <= A < B")
+    return bounds
+
+
+@contextmanager
+def _spinning(count: int) -> Iterator[None]:
+    """``count`` processes burning a core each while the block runs; stopped after it."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(count)]
+    try:
+        yield
+    finally:
+        for proc in spinners:
+            proc.kill()
+            proc.wait()
 
 
 def _calibrate(runtime: str, scenario: Path, work: Path) -> float:
@@ -143,6 +180,8 @@ def _trial(runtime: str, index: int, scenario: Path, work: Path, offset: float,
     if sig is None:
         trial.offset_s = time.time() - started  # calibration: the natural length
     _check(trial, run_dir, sent_at, before)
+    if b"Traceback" in (work / f"{runtime}-{index:03d}.err").read_bytes():
+        trial.problems.append("a traceback on stderr")
     print(f"{runtime} #{index}: {trial.signal_name or '-'} at {offset:5.1f} s → "
           f"{trial.moment}, exit {trial.code}, {trial.status}"
           + (f"; FAILED {trial.failures()}" if trial.failures() else ""), flush=True)
@@ -305,15 +344,18 @@ def _publish(args: argparse.Namespace, results: dict[str, tuple[float, list[Tria
             ", ".join(f"{c}: {n}" for c, n in sorted(codes.items(), key=str)),
             sum(1 for t in trials if t.left), sum(1 for t in trials if t.unreverted),
             sum(1 for t in trials if t.problems)])
+    when = (f"U({args.window[0]:g} s, {args.window[1]:g} s)" if args.window else
+            "U(0, T), T the natural length of an uninterrupted run (analysis included)")
+    busy = f", with {args.busy} processes spinning on the CPU meanwhile" if args.busy else ""
     body = (
         f"{args.trials} trials per runtime (seed {args.seed}): `harness run` of a 3 s warm-up + "
         "10 s scenario (one replica, a kill fault then a pause fault) signalled with SIGINT or "
-        "SIGTERM at U(0, T), T the natural length of an uninterrupted run (analysis "
-        "included). Moment: where the signal landed, read back from the artifacts. Left "
-        "behind: trials after which a process with the run's marker or its directory in its "
-        "command line, or a docker resource labelled with the trial's project, remained "
-        "(goal 0). Revert not ok: trials whose faults.jsonl lacks an ok revert for an inject. "
-        "Other failures: exit code, manifest status or `harness report` not as expected.\n\n"
+        f"SIGTERM at {when}{busy}. Moment: where the signal landed, read back from the "
+        "artifacts. Left behind: trials after which a process with the run's marker or its "
+        "directory in its command line, or a docker resource labelled with the trial's "
+        "project, remained (goal 0). Revert not ok: trials whose faults.jsonl lacks an ok "
+        "revert for an inject. Other failures: exit code, manifest status, `harness report` "
+        "not as expected, or a traceback on stderr.\n\n"
         + table(["runtime", "trials", "natural length T", "moment reached", "exit codes",
                  "left behind", "revert not ok", "other failures"], rows))
     problems = [f"- {t.runtime} #{t.index} ({t.signal_name} at {t.offset_s:.1f} s, "
@@ -322,7 +364,11 @@ def _publish(args: argparse.Namespace, results: dict[str, tuple[float, list[Tria
     if problems:
         body += "\n\nFailed trials:\n\n" + "\n".join(problems)
     print("\n" + body)
-    write_section("interrupts", "Interrupt trials (SIGINT / SIGTERM at random moments)", body)
+    if args.window:
+        write_section("interrupts-window", "Interrupt trials in a window (SIGINT / SIGTERM "
+                      f"{args.window[0]:g}–{args.window[1]:g} s after the command starts)", body)
+    else:
+        write_section("interrupts", "Interrupt trials (SIGINT / SIGTERM at random moments)", body)
 
 
 if __name__ == "__main__":
