@@ -65,12 +65,14 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 MOMENTS = ("pre-run", "startup", "warmup", "measured", "fault", "teardown", "analysis",
            "finished")
 RUN_TIMEOUT_S = 240.0
-# moment -> (exit codes, manifest status) accepted; other moments: 130 and "interrupted".
-# "teardown" is after the measured part ended on its own: the run's data is complete, the
-# teardown runs to its end either way, and the harness goes on to price and report (exit 0).
-EXPECTED: dict[str, tuple[set[int | None], str | None]] = {
-    "pre-run": ({130}, None), "teardown": ({0, 130}, "completed"),
-    "analysis": ({130}, "completed"), "finished": ({0}, "completed")}
+# moment -> (exit codes, manifest statuses) accepted; other moments: 130 and "interrupted".
+# "pre-run": no manifest, or one saying "interrupted" (a signal that came while the command
+# imported is held and handed to the run, which then starts nothing). "teardown" is after the
+# measured part ended on its own: the run's data is complete, the teardown runs to its end
+# either way, and the harness goes on to price and report (exit 0).
+EXPECTED: dict[str, tuple[set[int | None], set[str | None]]] = {
+    "pre-run": ({130}, {None, "interrupted"}), "teardown": ({0, 130}, {"completed"}),
+    "analysis": ({130}, {"completed"}), "finished": ({0}, {"completed"})}
 PROJECT = re.compile(r" -p (harness-[0-9a-f]+) ")
 PROJECT_LABEL = "io.cost-harness.project"
 
@@ -220,12 +222,12 @@ def _check(trial: Trial, run_dir: Path, sent_at: float | None, before: set[str])
     manifest = _json(run_dir / "manifest.json")
     trial.status = manifest.get("status") if manifest else None
     trial.moment = _moment(manifest, _faults(run_dir), sent_at)
-    codes, wanted = EXPECTED.get(trial.moment, ({130}, "interrupted"))
+    codes, wanted = EXPECTED.get(trial.moment, ({130}, {"interrupted"}))
     if trial.code not in codes:
         early = " (before the harness installed its signal handlers; nothing had started)"
         trial.problems.append(f"exit code {trial.code}"
                               + (early if trial.moment == "pre-run" else ""))
-    if trial.status != wanted:
+    if trial.status not in wanted:
         trial.problems.append(f"status {trial.status}")
     trial.left += _processes(run_dir) + _docker_left(run_dir, before, trial.runtime)
     trial.unreverted += _unreverted(_faults(run_dir))

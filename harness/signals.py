@@ -19,11 +19,9 @@ or weakref callback is printed as "Exception ignored" and lost. So:
 
 from __future__ import annotations
 
-import logging
+import os
 import signal
 import sys
-import threading
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -42,18 +40,16 @@ _held = _Held()
 
 def _unsafe_prefixes() -> tuple[str, ...]:
     """File names of the code a KeyboardInterrupt must not unwind: its locks are gevent's once
-    gevent patched ``threading``. Found without importing gevent (a command may never need it)."""
-    from importlib.util import find_spec
-
-    prefixes = ["<frozen importlib", "<frozen zipimport", threading.__file__,
-                str(Path(logging.__file__).parent) + "/"]
-    spec = find_spec("gevent")
-    if spec is not None and spec.origin is not None:
-        prefixes.append(str(Path(spec.origin).parent) + "/")
+    gevent patched ``threading``. Looked up when a signal comes, not at import: the CLI
+    installs its handlers first thing, and gevent's code can only be on the stack once gevent
+    is imported."""
+    stdlib = os.path.dirname(os.__file__)
+    prefixes = ["<frozen importlib", "<frozen zipimport", os.path.join(stdlib, "threading.py"),
+                os.path.join(stdlib, "logging") + os.sep]
+    gevent_file = getattr(sys.modules.get("gevent"), "__file__", None)
+    if isinstance(gevent_file, str):
+        prefixes.append(os.path.dirname(gevent_file) + os.sep)
     return tuple(prefixes)
-
-
-_UNSAFE = _unsafe_prefixes()
 
 
 def install_interrupt_handlers() -> None:
@@ -69,8 +65,10 @@ def install_interrupt_handlers() -> None:
 def take_held_signal() -> signal.Signals | None:
     """The signal not yet taken, which the caller now handles; stops the retries. The CLI calls
     it when the KeyboardInterrupt arrives, a run when it installs its own handlers."""
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    held = None if _held.signum is None else signal.Signals(_held.signum)
+    if _held.signum is None:
+        return None  # the timer is not ours to touch (pytest-timeout, say, may have armed it)
+    _arm_retry(0)
+    held = signal.Signals(_held.signum)
     _held.signum, _held.raised = None, False
     return held
 
@@ -105,7 +103,13 @@ def _deliver(frame: FrameType | None) -> None:
         _held.raised = True
         raise KeyboardInterrupt
     else:
-        signal.setitimer(signal.ITIMER_REAL, RETRY_S)
+        _arm_retry(RETRY_S)
+
+
+def _arm_retry(seconds: float) -> None:
+    """(Dis)arm the retry timer, only while SIGALRM is this module's to use (the CLI's)."""
+    if signal.getsignal(signal.SIGALRM) is _on_retry:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def _throw_into(main: Any) -> None:
@@ -120,14 +124,15 @@ def _on_unraisable(unraisable: Any) -> None:
     """A KeyboardInterrupt lost in a ``__del__`` or callback: not printed, tried again."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt) and _held.signum is not None:
         _held.raised = False
-        signal.setitimer(signal.ITIMER_REAL, RETRY_S)
+        _arm_retry(RETRY_S)
         return
     (_previous_hook[0] if _previous_hook else sys.__unraisablehook__)(unraisable)
 
 
 def _is_safe(frame: FrameType | None) -> bool:
+    unsafe = _unsafe_prefixes()
     while frame is not None:
-        if frame.f_code.co_filename.startswith(_UNSAFE):
+        if frame.f_code.co_filename.startswith(unsafe):
             return False
         frame = frame.f_back
     return True

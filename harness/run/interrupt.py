@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 from gevent.event import Event
 
 from harness.errors import Interrupted
-from harness.signals import install_interrupt_handlers, take_held_signal
+from harness.signals import take_held_signal
 
 
 class StopFlag:
@@ -16,20 +17,24 @@ class StopFlag:
     def __init__(self) -> None:
         self.signal_name: str | None = None
         self.event = Event()
+        self._previous: dict[signal.Signals, Any] = {}
 
     def install(self) -> None:
         """Plain Python handlers (not event-loop watchers, whose removal resets the signal to
         its default action and lets a late signal kill the process): the run's loop wakes at
         least every tick, so a signal is seen within a fraction of a second."""
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, frame: self._on_signal(signal.Signals(signum).name))
+            self._previous[sig] = signal.signal(
+                sig, lambda signum, frame: self._on_signal(signal.Signals(signum).name))
         held = take_held_signal()  # one that came while the command started: stop at once
         if held is not None:
             self._on_signal(held.name)
 
     def uninstall(self) -> None:
-        """From now on a signal raises KeyboardInterrupt (the CLI exits 130)."""
-        install_interrupt_handlers()
+        """The handlers from before :meth:`install` again: under the CLI, a signal from now on
+        raises KeyboardInterrupt (harness.signals; the CLI exits 130)."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
 
     def _on_signal(self, name: str) -> None:
         if self.signal_name is None:  # the first signal wins; later ones only repeat it

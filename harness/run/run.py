@@ -135,6 +135,7 @@ class Run:
         self.manifest.error = message
 
     def _run(self) -> None:
+        self.stop_flag.raise_if_set()  # a signal while the command started: start nothing
         self._start_profiling()
         self._start_otel()
         self.progress.note("starting the stack")

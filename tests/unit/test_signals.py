@@ -5,11 +5,15 @@ raised once, it is not raised again while the command unwinds, unless it was swa
 from __future__ import annotations
 
 import gc
+import logging
 import signal
 import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
+import gevent
 import pytest
 
 from harness import signals
@@ -17,10 +21,18 @@ from harness import signals
 IMPORTING = "<frozen importlib._bootstrap>"
 
 
+REAL_ARM = signals._arm_retry
+ARMED: list[float] = []  # what the code asked of the retry timer, last last
+
+
 @pytest.fixture(autouse=True)
-def _restore() -> Iterator[None]:
+def _restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The retry timer is recorded, not armed: the tests call the retry themselves, so it never
+    fires at a moment they did not choose (and pytest-timeout's alarm is left alone)."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
     hook = sys.unraisablehook
+    ARMED.clear()
+    monkeypatch.setattr(signals, "_arm_retry", ARMED.append)
     yield
     signals.take_held_signal()
     sys.unraisablehook = hook
@@ -39,7 +51,7 @@ def _frame_inside(filename: str) -> FrameType:
 
 
 def _retry_armed() -> bool:
-    return signal.getitimer(signal.ITIMER_REAL)[0] > 0
+    return bool(ARMED) and ARMED[-1] > 0
 
 
 def test_a_signal_outside_an_import_raises_at_once_and_only_once() -> None:
@@ -52,7 +64,8 @@ def test_a_signal_outside_an_import_raises_at_once_and_only_once() -> None:
     assert signals.take_held_signal() is None
 
 
-@pytest.mark.parametrize("where", [IMPORTING, signals.threading.__file__])
+@pytest.mark.parametrize("where", [IMPORTING, threading.__file__, logging.__file__,
+                                   str(Path(gevent.__file__).with_name("thread.py"))])
 def test_a_signal_inside_an_import_or_a_lock_is_held_then_raised_by_the_retry(where: str) -> None:
     signals.install_interrupt_handlers()
     signals._on_signal(signal.SIGINT, _frame_inside(where))
@@ -99,3 +112,23 @@ def test_a_run_takes_over_a_signal_held_while_the_command_started() -> None:
     assert flag.signal_name == "SIGTERM"
     assert signals.take_held_signal() is None
     assert not _retry_armed()
+
+
+def test_the_retry_timer_is_used_only_while_sigalrm_is_the_cli_s() -> None:
+    previous = signal.setitimer(signal.ITIMER_REAL, 0)  # pytest-timeout's alarm, put back
+    try:
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)  # someone else's SIGALRM
+        REAL_ARM(5.0)
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        signal.signal(signal.SIGALRM, signals._on_retry)
+        REAL_ARM(5.0)
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 4
+        REAL_ARM(0)
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *previous)
+
+
+def test_taking_nothing_leaves_the_timer_alone() -> None:
+    assert signals.take_held_signal() is None
+    assert ARMED == []
