@@ -36,6 +36,7 @@ class _Held:
 
 
 _held = _Held()
+_previous_hook: list[Any] = []  # sys.unraisablehook from before install_interrupt_handlers
 
 
 def _unsafe_prefixes() -> tuple[str, ...]:
@@ -115,9 +116,6 @@ def _arm_retry(seconds: float) -> None:
 def _throw_into(main: Any) -> None:
     if not main.dead:
         main.throw(KeyboardInterrupt)
-
-
-_previous_hook: list[Any] = []
 
 
 def _on_unraisable(unraisable: Any) -> None:
